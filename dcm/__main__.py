@@ -1,0 +1,5 @@
+import sys
+
+from dcm.cli import main
+
+sys.exit(main())

@@ -1,0 +1,63 @@
+"""The small interface every teacher backbone offers to the method code (design.md, layer 4)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+class Backbone(ABC):
+    """Adapter around one video diffusion transformer class and its prompt encoder and decoder.
+
+    Everything above dcm/backbones talks to a teacher or student network only through these methods, so
+    the same training and sampling code runs on the tiny teacher and on real models.
+    """
+
+    #: dotted names of the timestep-dependent layers the detail expert copies (Sec. 3.3, Psi)
+    timestep_layer_names: tuple[str, ...] = ()
+    #: module-name patterns of the attention linears that receive LoRA (Sec. 3.3, Lambda)
+    attention_linear_names: tuple[str, ...] = ()
+    #: attribute of the network holding its list of transformer blocks
+    blocks_attribute: str = "blocks"
+
+    @property
+    @abstractmethod
+    def latent_shape(self) -> tuple[int, int, int, int]:
+        """(channels, frames, height, width) of one latent video."""
+
+    @abstractmethod
+    def predict(self, net: nn.Module, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Flow velocity v = dx/dsigma of `net` at noisy latents x (B, C, T, H, W) and levels sigma (B,)."""
+
+    @abstractmethod
+    def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
+        """Prompt embeddings (B, L, D) for the network's cross-attention."""
+
+    @abstractmethod
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """uint8 RGB video (B, T, H, W, 3) from latents."""
+
+    @abstractmethod
+    def load_network(self, directory: str | Path) -> nn.Module:
+        """A network saved with `save_network` (or a diffusers checkpoint directory)."""
+
+    def save_network(self, net: nn.Module, directory: str | Path) -> None:
+        """Write `net` with diffusers' save_pretrained (safetensors)."""
+        net.save_pretrained(str(directory), safe_serialization=True)
+
+    def features(self, net: nn.Module, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor,
+                 stride: int) -> list[torch.Tensor]:
+        """Hidden states (B, tokens, dim) after every `stride`-th block, for the discriminator (Eq. 10)."""
+        blocks = getattr(net, self.blocks_attribute)
+        captured: list[torch.Tensor] = []
+        hooks = [block.register_forward_hook(lambda _m, _i, out: captured.append(out[0] if isinstance(out, tuple) else out))
+                 for block in list(blocks)[stride - 1::stride]]
+        try:
+            self.predict(net, x, sigma, cond)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return captured

@@ -1,0 +1,97 @@
+"""The embedded tiny teacher: a small diffusers WanTransformer3DModel on pixel-space clips, with a
+one-hot word encoder over a fixed vocabulary as its text conditioning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from diffusers import WanTransformer3DModel
+from torch import nn
+
+from dcm.backbones.base import Backbone
+from dcm.errors import DCMError
+from dcm.io import read_json, write_json
+
+VOCABULARY_FILE = "vocabulary.json"
+PAD = "<pad>"
+
+
+class OneHotWordEncoder:
+    """Maps a prompt to a (L, V) matrix of one-hot word vectors over a fixed vocabulary, padded to L."""
+
+    def __init__(self, words: list[str], max_words: int):
+        self.words = [PAD] + sorted(set(words) - {PAD})
+        self.index = {w: i for i, w in enumerate(self.words)}
+        self.max_words = max_words
+
+    def __call__(self, prompts: list[str]) -> torch.Tensor:
+        out = torch.zeros(len(prompts), self.max_words, len(self.words))
+        for row, prompt in enumerate(prompts):
+            tokens = prompt.lower().split()
+            unknown = [t for t in tokens if t not in self.index]
+            if unknown:
+                raise DCMError(f"prompt {prompt!r} has words outside the tiny vocabulary: {unknown}; "
+                               f"known words: {self.words[1:]}")
+            if len(tokens) > self.max_words:
+                raise DCMError(f"prompt {prompt!r} has {len(tokens)} words; the tiny encoder takes {self.max_words}")
+            tokens += [PAD] * (self.max_words - len(tokens))
+            out[row, torch.arange(self.max_words), [self.index[t] for t in tokens]] = 1.0
+        return out
+
+
+class TinyBackbone(Backbone):
+    """Adapter for the tiny pixel-space Wan teacher."""
+
+    timestep_layer_names = ("condition_embedder", "scale_shift_table", "norm_out", "proj_out")
+    attention_linear_names = ("to_q", "to_k", "to_v", "to_out.0")
+
+    def __init__(self, shape: tuple[int, int, int, int], encoder: OneHotWordEncoder):
+        self._shape = shape
+        self.encoder = encoder
+
+    @classmethod
+    def from_config(cls, backbone_cfg: dict, words: list[str], max_words: int) -> "TinyBackbone":
+        shape = (3, backbone_cfg["frames"], backbone_cfg["height"], backbone_cfg["width"])
+        return cls(shape, OneHotWordEncoder(words, max_words))
+
+    @classmethod
+    def from_directory(cls, backbone_cfg: dict, directory: str | Path) -> "TinyBackbone":
+        vocab = read_json(Path(directory) / VOCABULARY_FILE)
+        return cls.from_config(backbone_cfg, vocab["words"], vocab["max_words"])
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int, int]:
+        return self._shape
+
+    def new_network(self, model_cfg: dict) -> nn.Module:
+        """A freshly initialised tiny WanTransformer3DModel for this vocabulary and clip shape."""
+        kwargs = dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=32, ffn_dim=256,
+                      num_layers=4, freq_dim=64, rope_max_seq_len=64)
+        kwargs.update(model_cfg)
+        kwargs["patch_size"] = tuple(kwargs["patch_size"])
+        return WanTransformer3DModel(in_channels=3, out_channels=3, text_dim=len(self.encoder.words), **kwargs)
+
+    def predict(self, net, x, sigma, cond):
+        timestep = (sigma.to(x.dtype) * 1000).expand(x.shape[0])
+        return net(hidden_states=x, timestep=timestep, encoder_hidden_states=cond.to(x.dtype), return_dict=False)[0]
+
+    def encode_prompts(self, prompts):
+        return self.encoder(list(prompts))
+
+    def decode(self, latents):
+        return ((latents.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 4, 1)
+
+    def save_network(self, net, directory):
+        super().save_network(net, directory)
+        write_json(Path(directory) / VOCABULARY_FILE,
+                   {"words": self.encoder.words, "max_words": self.encoder.max_words})
+
+    def load_network(self, directory):
+        directory = Path(directory)
+        if not (directory / "config.json").is_file():
+            raise DCMError(f"no saved network in {directory} (config.json missing)")
+        try:
+            return WanTransformer3DModel.from_pretrained(str(directory))
+        except (OSError, ValueError, RuntimeError) as err:
+            raise DCMError(f"cannot load network from {directory}: {err}") from err

@@ -1,0 +1,113 @@
+"""Load a YAML run config, fill defaults and validate it against dcm/schema.yaml, then check its maths."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from dcm.errors import DCMError
+
+SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
+
+
+def _with_defaults(validator_class):
+    """A validator that writes each property's `default` into the instance before checking it."""
+    check_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from check_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _with_defaults(jsonschema.Draft7Validator)
+
+
+def load_schema() -> dict:
+    """The JSON schema shared by the CLI and the Snakefile."""
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _parse_override(text: str) -> tuple[list[str], object]:
+    if "=" not in text:
+        raise DCMError(f"override {text!r} must look like key.sub=value")
+    key, value = text.split("=", 1)
+    return key.split("."), yaml.safe_load(value)
+
+
+def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
+    """Set dotted keys from `key.sub=value` strings (values parsed as YAML)."""
+    cfg = copy.deepcopy(cfg)
+    for text in overrides:
+        keys, value = _parse_override(text)
+        node = cfg
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise DCMError(f"override {text!r}: {key} is not a mapping")
+        node[keys[-1]] = value
+    return cfg
+
+
+def validate(cfg: dict, source: str = "config") -> dict:
+    """Fill defaults, check types and ranges, then the cross-key rules; errors name the key."""
+    cfg = copy.deepcopy(cfg)
+    errors = sorted(_Validator(load_schema()).iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
+        raise DCMError(f"{source}: invalid value at '{key}': {err.message}")
+    _check_consistency(cfg, source)
+    return cfg
+
+
+def _check_consistency(cfg: dict, source: str) -> None:
+    n, kappa = cfg["schedule"]["num_steps"], cfg["schedule"]["kappa"]
+    if not 0 < kappa < n:
+        raise DCMError(f"{source}: schedule.kappa={kappa} is outside the teacher grid: it must lie in 1..{n - 1}")
+    for steps in cfg["sampling"]["steps"]:
+        if steps % 2:
+            raise DCMError(
+                f"{source}: sampling.steps contains {steps}: DCM splits steps evenly between its two experts, "
+                "so every step count must be even")
+        if steps // 2 > min(kappa, n - kappa):
+            raise DCMError(f"{source}: sampling.steps={steps} needs {steps // 2} grid points in each phase, "
+                           f"but schedule.kappa={kappa} leaves only {min(kappa, n - kappa)} in one of them")
+    if cfg["pcm"]["phases"] > n:
+        raise DCMError(f"{source}: pcm.phases={cfg['pcm']['phases']} exceeds schedule.num_steps={n}")
+    if cfg["backbone"]["name"] != "tiny" and "pretrained" not in cfg["backbone"]:
+        raise DCMError(f"{source}: backbone.pretrained is required for backbone.name={cfg['backbone']['name']}")
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> dict:
+    """Read, override, default-fill and validate a config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DCMError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise DCMError(f"config {path} is not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise DCMError(f"config {path} must be a mapping at the top level")
+    return validate(apply_overrides(raw, overrides or []), source=str(path))
+
+
+def config_hash(cfg: dict, *sections: str) -> str:
+    """Short stable hash of the named top-level sections (all of them when none is named)."""
+    part = {k: cfg[k] for k in sections} if sections else cfg
+    return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run_dir(cfg: dict) -> Path:
+    """Directory that holds every output of this run."""
+    return Path(cfg["results_dir"]) / cfg["name"]

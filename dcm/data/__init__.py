@@ -1,0 +1,1 @@
+"""Procedural video data for the embedded tiny setting."""

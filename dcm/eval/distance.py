@@ -1,0 +1,31 @@
+"""How far a few-step sample is from the teacher's 50-step sample from the same noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dcm.eval.prompt_following import centroids, object_masks
+
+
+def pixel_rmse(videos: torch.Tensor, reference: torch.Tensor) -> float:
+    """Root-mean-square per-pixel error of uint8 videos, in [0, 1] units."""
+    return float(((videos.float() - reference.float()) / 255.0).pow(2).mean().sqrt())
+
+
+def feature_distance(features: list[torch.Tensor], reference: list[torch.Tensor]) -> float:
+    """Mean over feature levels of ||f - f_ref||^2 / ||f_ref||^2: a perceptual-style distance in the frozen
+    teacher's feature space (the same features the discriminator of Eq. 10 reads)."""
+    ratios = [(f - r).pow(2).sum() / r.pow(2).sum() for f, r in zip(features, reference)]
+    return float(torch.stack(ratios).mean())
+
+
+def centroid_distance(videos: torch.Tensor, reference: torch.Tensor) -> float:
+    """Mean distance in pixels between the object centroids of matching frames (motion-level error);
+    frames where either video shows no object count as the frame diagonal."""
+    diagonal = float(np.hypot(*videos.shape[2:4]))
+    dists = []
+    for v, r in zip(videos.numpy() / 255.0, reference.numpy() / 255.0):
+        d = np.linalg.norm(centroids(object_masks(v)) - centroids(object_masks(r)), axis=1)
+        dists.append(np.where(np.isnan(d), diagonal, d))
+    return float(np.mean(dists))

@@ -1,0 +1,120 @@
+"""Semantic and detail experts (Sec. 3.2-3.3): the parameter-efficient detail expert (new copies of the
+timestep-dependent layers + LoRA on attention linears) and switching between experts by noise level."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from typing import Callable
+
+import torch
+from peft import LoraConfig
+from torch import nn
+
+from dcm.backbones.base import Backbone
+
+DETAIL_ADAPTER = "detail"
+
+Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _resolve(root: nn.Module, dotted: str) -> tuple[nn.Module, str]:
+    *path, leaf = dotted.split(".")
+    for name in path:
+        root = getattr(root, name)
+    return root, leaf
+
+
+class DetailLayers(nn.Module):
+    """Fresh copies of a network's timestep-dependent layers (Psi), swapped in while the detail expert runs."""
+
+    def __init__(self, net: nn.Module, names: tuple[str, ...]):
+        super().__init__()
+        self.names = tuple(names)
+        self.layers = nn.ModuleDict()
+        self.params = nn.ParameterDict()
+        for name in self.names:
+            parent, leaf = _resolve(net, name)
+            original = getattr(parent, leaf)
+            key = name.replace(".", "__")
+            if isinstance(original, nn.Parameter):
+                self.params[key] = nn.Parameter(original.detach().clone())
+            else:
+                self.layers[key] = copy.deepcopy(original)
+        for p in self.parameters():
+            p.requires_grad_(True)
+
+    def _swap(self, net: nn.Module) -> None:
+        for name in self.names:
+            parent, leaf = _resolve(net, name)
+            key = name.replace(".", "__")
+            store = self.params if key in self.params else self.layers
+            mine, theirs = store[key], getattr(parent, leaf)
+            setattr(parent, leaf, mine)
+            store[key] = theirs
+
+    @contextlib.contextmanager
+    def active(self, net: nn.Module):
+        """Within the block, `net` runs as the detail expert: copied layers in place, LoRA enabled."""
+        self._swap(net)
+        net.enable_adapters()
+        try:
+            yield
+        finally:
+            net.disable_adapters()
+            self._swap(net)
+
+
+class Expert(nn.Module):
+    """A student network, optionally acting as the parameter-efficient detail expert on shared weights."""
+
+    def __init__(self, net: nn.Module, detail: DetailLayers | None = None):
+        super().__init__()
+        self.net = net
+        self.detail = detail
+
+    def velocity(self, backbone: Backbone, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Flow velocity of this expert."""
+        if self.detail is None:
+            return backbone.predict(self.net, x, sigma, cond)
+        with self.detail.active(self.net):
+            return backbone.predict(self.net, x, sigma, cond)
+
+    def denoiser(self, backbone: Backbone) -> Denoiser:
+        """This expert as a plain (x, sigma, cond) -> velocity function."""
+        return lambda x, sigma, cond: self.velocity(backbone, x, sigma, cond)
+
+
+def attach_detail_expert(net: nn.Module, backbone: Backbone, rank: int, alpha: float) -> Expert:
+    """Freeze `net` (the trained SemE), add LoRA to its attention linears and copies of its timestep layers;
+    only those new parameters train (Sec. 3.3)."""
+    net.requires_grad_(False)
+    net.add_adapter(LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(backbone.attention_linear_names),
+                               init_lora_weights=True), adapter_name=DETAIL_ADAPTER)
+    for name, p in net.named_parameters():
+        p.requires_grad_("lora_" in name)
+    net.disable_adapters()
+    return Expert(net, DetailLayers(net, backbone.timestep_layer_names))
+
+
+def detail_state_dict(expert: Expert) -> dict[str, torch.Tensor]:
+    """The parameters the detail expert adds (LoRA and copied layers): all a PE checkpoint must store."""
+    return {k: v for k, v in expert.state_dict().items() if "lora_" in k or k.startswith("detail.")}
+
+
+def switch_experts(semantic: Denoiser, detail: Denoiser, sigma_kappa: float) -> Denoiser:
+    """Use `semantic` where sigma > sigma_kappa and `detail` at or below it (the kappa boundary)."""
+
+    def denoise(x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        sigma = sigma.expand(x.shape[0])
+        high = sigma > sigma_kappa
+        if high.all():
+            return semantic(x, sigma, cond)
+        if not high.any():
+            return detail(x, sigma, cond)
+        out = torch.empty_like(x)
+        out[high] = semantic(x[high], sigma[high], cond[high])
+        out[~high] = detail(x[~high], sigma[~high], cond[~high])
+        return out
+
+    return denoise

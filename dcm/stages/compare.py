@@ -1,0 +1,57 @@
+"""Stage `compare`: distance of every sample set to the teacher's full-step samples from the same noise
+(per-pixel RMSE, teacher-feature distance, object-centroid distance) and prompt following, as JSON and
+a Markdown table."""
+
+from __future__ import annotations
+
+import torch
+
+from dcm.errors import DCMError
+from dcm.eval.distance import centroid_distance, feature_distance, pixel_rmse
+from dcm.io import atomic_path, load_tensors, read_json, write_json
+from dcm.stages.common import grid, load_teacher, require, stage_dir, stage_output
+
+FEATURE_STRIDE = 1
+
+
+def _teacher_features(backbone, teacher, latents, cond, sigma):
+    with torch.no_grad():
+        return backbone.features(teacher, latents, sigma.expand(len(latents)), cond, FEATURE_STRIDE)
+
+
+def run(cfg: dict) -> None:
+    backbone, teacher = load_teacher(cfg)
+    samples = require(stage_dir(cfg, "samples"), "sample")
+    reference_name = f"teacher-{cfg['sampling']['teacher_steps']}"
+    reference = load_tensors(require(samples / reference_name / "samples.safetensors", "sample"))
+    meta = read_json(samples / reference_name / "meta.json")
+    cond = backbone.encode_prompts(meta["prompts"] * len(meta["seeds"]))
+    sigma = grid(cfg)[1].float()  # the teacher reads a clean video best at its lowest non-zero noise level
+    ref_features = _teacher_features(backbone, teacher, reference["latents"], cond, sigma)
+    rows = []
+    for directory in sorted(p for p in samples.iterdir() if p.is_dir() and not p.name.endswith(".partial")):
+        tensors = load_tensors(directory / "samples.safetensors")
+        if tensors["videos"].shape != reference["videos"].shape:
+            raise DCMError(f"{directory} holds {tuple(tensors['videos'].shape)} videos, the reference "
+                           f"{reference_name} {tuple(reference['videos'].shape)}: resample with the same config")
+        following = read_json(directory / "prompt_following.json")
+        rows.append({
+            "samples": directory.name, **{k: read_json(directory / "meta.json")[k] for k in ("method", "steps")},
+            "pixel_rmse": pixel_rmse(tensors["videos"], reference["videos"]),
+            "feature_distance": feature_distance(
+                _teacher_features(backbone, teacher, tensors["latents"], cond, sigma), ref_features),
+            "centroid_px": centroid_distance(tensors["videos"], reference["videos"]),
+            **{f"{k}_acc": following[k] for k in ("colour", "shape", "direction")},
+            "displacement_px": following["mean_displacement"]})
+    with stage_output(stage_dir(cfg, "compare"), cfg) as work:
+        write_json(work / "distances.json", {"reference": reference_name, "rows": rows})
+        with atomic_path(work / "distances.md") as tmp:
+            tmp.write_text(markdown_table(rows))
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """The rows as a Markdown table, floats to 4 significant digits."""
+    keys = list(rows[0])
+    cells = [[f"{r[k]:.4g}" if isinstance(r[k], float) else str(r[k]) for k in keys] for r in rows]
+    return "\n".join(["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)] +
+                     ["| " + " | ".join(c) + " |" for c in cells]) + "\n"

@@ -1,0 +1,30 @@
+"""Stage `lcm`: the LCM baseline, consistency to the clean end with boundary scalings and an EMA target."""
+
+from __future__ import annotations
+
+from dcm.baselines.lcm import LCMFunction, LCMObjective
+from dcm.stages.common import grid, load_teacher, stage_dir, stage_output, teacher_network_dir
+from dcm.stages.distill import fresh_student, load_cache
+from dcm.training import TrainLoop, adamw, make_ema
+from dcm.trajectories import PairSampler
+
+
+def run(cfg: dict) -> None:
+    backbone, _ = load_teacher(cfg)
+    student = fresh_student(backbone, teacher_network_dir(cfg))
+    lcfg, dcfg = cfg["lcm"], cfg["distill"]
+    ema = make_ema(student, lcfg["ema_decay"])
+
+    def function(expert):
+        return LCMFunction(expert.denoiser(backbone), lcfg["sigma_data"], lcfg["timestep_scaling"])
+
+    with stage_output(stage_dir(cfg, "lcm"), cfg) as work:
+        TrainLoop(
+            student=student, optimizer=adamw(student.parameters(), lcfg["lr"], dcfg["weight_decay"]),
+            objective=LCMObjective(function(student), function(ema.module), grid(cfg), lcfg["loss"],
+                                   dcfg["huber_c"]),
+            sample_batch=PairSampler(load_cache(cfg), 0, cfg["schedule"]["num_steps"], lcfg["batch_size"]),
+            out_dir=work, steps=lcfg["steps"], seed=cfg["seed"], checkpoint_every=lcfg["checkpoint_every"],
+            grad_clip=dcfg["grad_clip"], ema=ema, description="lcm",
+        ).run()
+        backbone.save_network(student.net, work / "network")

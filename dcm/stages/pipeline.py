@@ -1,0 +1,38 @@
+"""`python -m dcm all`: every stage in dependency order on one config, skipping stages whose output exists
+(the Snakemake workflow does the same with finer-grained rules)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from dcm.stages.common import stage_dir
+from dcm.stages.distill import seme_dir, variant_flags
+
+log = logging.getLogger("dcm")
+
+
+def plan(cfg: dict, variant: str) -> list[tuple[str, dict, object]]:
+    """(stage, keyword arguments, output directory) for every stage of one reproduction."""
+    flags = variant_flags(cfg, variant)
+    steps = [("dataset", {}, stage_dir(cfg, "dataset")), ("teacher", {}, stage_dir(cfg, "teacher")),
+             ("trajectories", {}, stage_dir(cfg, "trajectories"))]
+    if flags["decouple"]:
+        steps += [("seme", {"variant": variant}, seme_dir(cfg, flags)),
+                  ("dete", {"variant": variant}, stage_dir(cfg, "dete", variant))]
+    steps += [(name, {}, stage_dir(cfg, name)) for name in ("vcm", "lcm", "pcm")]
+    sampling = cfg["sampling"]
+    runs = [("teacher", sampling["teacher_steps"])]
+    runs += [(m, k) for k in sampling["steps"] for m in ("teacher", "lcm", "pcm", "vcm", variant)]
+    steps += [("sample", {"method": m, "steps": k}, stage_dir(cfg, "samples", f"{m}-{k}"))
+              for m, k in dict.fromkeys(runs)]
+    return steps + [("compare", {}, stage_dir(cfg, "compare"))]
+
+
+def run(cfg: dict, variant: str = "dcm") -> None:
+    for stage, kwargs, out in plan(cfg, variant):
+        if out.exists() and stage != "compare":
+            log.info("skip %s %s: %s exists", stage, kwargs, out)
+            continue
+        log.info("run %s %s", stage, kwargs)
+        importlib.import_module(f"dcm.stages.{stage}").run(cfg, **kwargs)

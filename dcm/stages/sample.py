@@ -1,0 +1,96 @@
+"""Stage `sample`: generate the evaluation videos of one method at one step count from fixed noise, so every
+method starts from the same noise as the teacher."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import torch
+
+from dcm.backbones.base import Backbone
+from dcm.baselines.lcm import LCMFunction, lcm_sample
+from dcm.data.prompts import load_split
+from dcm.errors import DCMError
+from dcm.eval.prompt_following import prompt_following
+from dcm.experts import Expert, attach_detail_expert, detail_state_dict, switch_experts
+from dcm.io import load_tensors, read_json, save_tensors, write_json
+from dcm.sampling import euler_sample, seeded_noise
+from dcm.solvers import dcm_edges, phased_schedule, uniform_edges
+from dcm.stages.common import grid, load_teacher, require, stage_dir, stage_output
+from dcm.stages.dete import DETAIL_CONFIG, DETAIL_WEIGHTS
+from dcm.stages.distill import seme_dir, variant_flags
+from dcm.video import save_gif
+
+Sampler = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def sample_seeds(cfg: dict, count: int) -> list[list[int]]:
+    """Noise seed of each (prompt, seed) pair, the same for every method."""
+    return [[seed * 10_000 + k for k in range(count)] for seed in cfg["sampling"]["seeds"]]
+
+
+def _load_net(backbone: Backbone, directory, made_by: str):
+    return backbone.load_network(require(directory, made_by)).eval().requires_grad_(False)
+
+
+def _detail_expert(cfg: dict, backbone: Backbone, variant: str, flags: dict, semantic_net) -> Expert:
+    directory = require(stage_dir(cfg, "dete", variant), "dete")
+    if not flags["parameter_efficient"]:
+        return Expert(_load_net(backbone, directory / "network", "dete"))
+    meta = read_json(directory / DETAIL_CONFIG)
+    expert = attach_detail_expert(semantic_net, backbone, meta["lora_rank"], meta["lora_alpha"])
+    state = load_tensors(directory / DETAIL_WEIGHTS)
+    mismatch = set(state) ^ set(detail_state_dict(expert))
+    if mismatch:
+        raise DCMError(f"{directory / DETAIL_WEIGHTS} does not match the detail expert: keys {sorted(mismatch)[:4]}")
+    expert.load_state_dict(state, strict=False)
+    return expert.eval().requires_grad_(False)
+
+
+def method_sampler(cfg: dict, method: str, steps: int, backbone: Backbone, teacher) -> tuple[Sampler, list[int]]:
+    """(sampler(noise, cond) -> latents, grid schedule) for `method` at `steps` steps."""
+    sigmas, n, kappa = grid(cfg), cfg["schedule"]["num_steps"], cfg["schedule"]["kappa"]
+    if method == "teacher":
+        schedule = phased_schedule([n, 0], steps)
+        return (lambda z, c: euler_sample(Expert(teacher).denoiser(backbone), z, c, sigmas, schedule)), schedule
+    if method == "lcm":
+        function = LCMFunction(Expert(_load_net(backbone, stage_dir(cfg, "lcm", "network"), "lcm")).denoiser(backbone),
+                               cfg["lcm"]["sigma_data"], cfg["lcm"]["timestep_scaling"])
+        schedule = phased_schedule([n, 0], steps)
+        return (lambda z, c: lcm_sample(function, z, c, sigmas, schedule, cfg["seed"])), schedule
+    if method == "pcm":
+        net = _load_net(backbone, stage_dir(cfg, "pcm", "network"), "pcm")
+        schedule = phased_schedule(uniform_edges(n, cfg["pcm"]["phases"]), steps)
+        return (lambda z, c: euler_sample(Expert(net).denoiser(backbone), z, c, sigmas, schedule)), schedule
+    flags = variant_flags(cfg, method)
+    schedule = phased_schedule(dcm_edges(n, kappa), steps)
+    if not flags["decouple"]:
+        denoiser = Expert(_load_net(backbone, stage_dir(cfg, "vcm", "network"), "vcm")).denoiser(backbone)
+    else:
+        semantic_net = _load_net(backbone, seme_dir(cfg, flags) / "network", "seme")
+        detail = _detail_expert(cfg, backbone, method, flags, semantic_net)
+        denoiser = switch_experts(Expert(semantic_net).denoiser(backbone), detail.denoiser(backbone),
+                                  float(sigmas[kappa]))
+    return (lambda z, c: euler_sample(denoiser, z, c, sigmas, schedule)), schedule
+
+
+def run(cfg: dict, method: str, steps: int) -> None:
+    backbone, teacher = load_teacher(cfg)
+    factors = load_split(require(stage_dir(cfg, "dataset"), "dataset"), cfg["sampling"]["split"])
+    sampler, schedule = method_sampler(cfg, method, steps, backbone, teacher)
+    cond = backbone.encode_prompts([f.caption for f in factors])
+    latents, seconds = [], []
+    for seeds in sample_seeds(cfg, len(factors)):
+        start = time.perf_counter()
+        latents.append(sampler(seeded_noise(backbone.latent_shape, seeds), cond))
+        seconds.append(time.perf_counter() - start)
+    latents = torch.cat(latents)
+    videos = backbone.decode(latents)
+    with stage_output(stage_dir(cfg, "samples", f"{method}-{steps}"), cfg) as work:
+        save_tensors(work / "samples.safetensors", {"latents": latents, "videos": videos})
+        save_gif(videos, work / "samples.gif")
+        write_json(work / "meta.json", {
+            "method": method, "steps": steps, "schedule": schedule, "prompts": [f.caption for f in factors],
+            "seeds": sample_seeds(cfg, len(factors)), "seconds_per_batch": seconds, "batch_size": len(factors)})
+        write_json(work / "prompt_following.json", prompt_following(videos, factors * len(cfg["sampling"]["seeds"])))

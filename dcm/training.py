@@ -1,0 +1,160 @@
+"""One training loop for every stage: optimiser steps through accelerate, optional EMA target and
+discriminator, JSONL metrics, progress bar, and checkpoints that resume bit-for-bit."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+import torch
+from accelerate import Accelerator
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm.auto import tqdm
+
+from dcm.errors import DCMError
+from dcm.io import atomic_path, load_tensors, read_json, save_tensors, write_json
+
+CHECKPOINT_DIR = "checkpoint"
+
+
+class Objective(Protocol):
+    """What a stage trains: a generator loss, and optionally a discriminator loss on the same batch."""
+
+    def generator_loss(self, batch, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]: ...
+
+
+@dataclass
+class Discriminator:
+    """A discriminator module, its optimiser, and the loss computed after each generator step."""
+
+    module: nn.Module
+    optimizer: torch.optim.Optimizer
+    loss: Callable[[], torch.Tensor]
+
+
+@dataclass
+class TrainLoop:
+    """Runs `steps` optimiser steps of `objective` on batches from `sample_batch`, resuming from `out_dir`."""
+
+    student: nn.Module  # the module whose trainable parameters are optimised
+    optimizer: torch.optim.Optimizer
+    objective: Objective
+    sample_batch: Callable[[torch.Generator], object]
+    out_dir: Path
+    steps: int
+    seed: int
+    checkpoint_every: int
+    grad_clip: float | None = None
+    ema: AveragedModel | None = None  # consistency target F^- (Eq. 4), updated after each step
+    discriminator: Discriminator | None = None
+    description: str = "train"
+    accelerator: Accelerator = field(default_factory=lambda: Accelerator(cpu=not torch.cuda.is_available()))
+
+    def _modules(self) -> dict[str, nn.Module]:
+        modules = {"student": self.student}
+        if self.ema is not None:
+            modules["ema"] = self.ema
+        if self.discriminator is not None:
+            modules["disc"] = self.discriminator.module
+        return modules
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        optimizers = {"student": self.optimizer}
+        if self.discriminator is not None:
+            optimizers["disc"] = self.discriminator.optimizer
+        return optimizers
+
+    def _save_checkpoint(self, step: int, generator: torch.Generator) -> None:
+        tensors = {f"{prefix}.{k}": v for prefix, module in self._modules().items()
+                   for k, v in module.state_dict().items()}
+        tensors["rng"] = generator.get_state()
+        with atomic_path(self.out_dir / CHECKPOINT_DIR, is_dir=True) as tmp:
+            save_tensors(tmp / "state.safetensors", tensors)
+            torch.save({k: o.state_dict() for k, o in self._optimizers().items()}, tmp / "optimizers.pt")
+            write_json(tmp / "progress.json", {"step": step, "seed": self.seed, "steps": self.steps})
+
+    def _load_checkpoint(self, generator: torch.Generator) -> int:
+        ckpt = self.out_dir / CHECKPOINT_DIR
+        if not ckpt.is_dir():
+            return 0
+        progress = read_json(ckpt / "progress.json")
+        if progress["seed"] != self.seed:
+            raise DCMError(f"checkpoint {ckpt} was made with seed {progress['seed']}, this run uses {self.seed}; "
+                           "remove it to start over")
+        tensors = load_tensors(ckpt / "state.safetensors")
+        try:
+            optim_states = torch.load(ckpt / "optimizers.pt", weights_only=True)
+        except (RuntimeError, EOFError, OSError) as err:
+            raise DCMError(f"corrupt or truncated checkpoint file {ckpt / 'optimizers.pt'}: {err}") from err
+        for prefix, module in self._modules().items():
+            state = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+            try:
+                module.load_state_dict(state)
+            except RuntimeError as err:
+                raise DCMError(f"checkpoint {ckpt} does not match the {prefix} model: {err}") from err
+        for name, optimizer in self._optimizers().items():
+            optimizer.load_state_dict(optim_states[name])
+        generator.set_state(tensors["rng"])
+        return int(progress["step"])
+
+    def run(self) -> list[dict]:
+        """Train to `steps`, appending one JSON line of metrics per step to metrics.jsonl; return all lines."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        generator = torch.Generator().manual_seed(self.seed)
+        start = self._load_checkpoint(generator)
+        metrics_path = self.out_dir / "metrics.jsonl"
+        history = _read_metrics(metrics_path, keep=start)
+        self.student, self.optimizer = self.accelerator.prepare(self.student, self.optimizer)
+        trainable = [p for p in self.student.parameters() if p.requires_grad]
+        with open(metrics_path, "w") as log:
+            for line in history:
+                log.write(json.dumps(line) + "\n")
+            bar = tqdm(range(start, self.steps), initial=start, total=self.steps, desc=self.description,
+                       dynamic_ncols=True, disable=not self.accelerator.is_main_process)
+            for step in bar:
+                loss, logs = self.objective.generator_loss(self.sample_batch(generator), generator)
+                self.optimizer.zero_grad(set_to_none=True)
+                self.accelerator.backward(loss)
+                grad_norm = self.accelerator.clip_grad_norm_(trainable, self.grad_clip or float("inf"))
+                self.optimizer.step()
+                if self.ema is not None:
+                    self.ema.update_parameters(self.student)
+                if self.discriminator is not None:
+                    d_loss = self.discriminator.loss()
+                    self.discriminator.optimizer.zero_grad(set_to_none=True)
+                    self.accelerator.backward(d_loss)
+                    self.discriminator.optimizer.step()
+                    logs["d_loss"] = d_loss
+                logs = {k: float(v.detach()) if torch.is_tensor(v) else v for k, v in logs.items()}
+                line = {"step": step + 1, "loss": float(loss.detach()), "grad_norm": float(grad_norm), **logs}
+                history.append(line)
+                log.write(json.dumps(line) + "\n")
+                log.flush()
+                bar.set_postfix(loss=f"{line['loss']:.4g}")
+                if (step + 1) % self.checkpoint_every == 0 or step + 1 == self.steps:
+                    self._save_checkpoint(step + 1, generator)
+        return history
+
+
+def _read_metrics(path: Path, keep: int) -> list[dict]:
+    """The first `keep` metric lines of an interrupted run (later ones are redone after resuming)."""
+    if not path.is_file() or keep == 0:
+        return []
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [line for line in lines if line["step"] <= keep]
+
+
+def make_ema(student: nn.Module, decay: float) -> AveragedModel:
+    """An EMA copy of `student` (the target network F^- of Eq. 4) with the given decay."""
+    return AveragedModel(student, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def adamw(params, lr: float, weight_decay: float = 0.0, betas=(0.9, 0.999)) -> torch.optim.AdamW:
+    """AdamW over the parameters that require gradients."""
+    params = [p for p in params if p.requires_grad]
+    if not params:
+        raise DCMError("no trainable parameters")
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=betas)

@@ -1,0 +1,30 @@
+"""Writing videos people look at: animated GIF grids of uint8 clips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from dcm.io import atomic_path
+
+
+def grid_frames(videos: torch.Tensor, columns: int, scale: int = 4, pad: int = 1) -> list[Image.Image]:
+    """Tile uint8 videos (B, T, H, W, 3) into one frame list, each tile upscaled by `scale`."""
+    b, t, h, w, _ = videos.shape
+    rows = -(-b // columns)
+    canvas = np.full((t, rows * (h + pad) + pad, columns * (w + pad) + pad, 3), 255, dtype=np.uint8)
+    for k in range(b):
+        r, c = divmod(k, columns)
+        y, x = pad + r * (h + pad), pad + c * (w + pad)
+        canvas[:, y:y + h, x:x + w] = videos[k].cpu().numpy()
+    return [Image.fromarray(f).resize((f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST) for f in canvas]
+
+
+def save_gif(videos: torch.Tensor, path: str | Path, columns: int = 8, scale: int = 4, fps: int = 4) -> None:
+    """Animated GIF of a grid of videos, written atomically."""
+    frames = grid_frames(videos, columns, scale)
+    with atomic_path(path) as tmp:
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=1000 // fps, loop=0)

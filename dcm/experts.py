@@ -55,7 +55,12 @@ class DetailLayers(nn.Module):
 
     @contextlib.contextmanager
     def active(self, net: nn.Module):
-        """Within the block, `net` runs as the detail expert: copied layers in place, LoRA enabled."""
+        """Within the block, `net` runs as the detail expert: copied layers in place, LoRA enabled.
+
+        peft's enable/disable also flip requires_grad of the LoRA weights; their trainability is restored
+        so that a backward pass after the block still reaches them."""
+        lora = [p for name, p in net.named_parameters() if "lora_" in name]
+        trainable = [p.requires_grad for p in lora]
         self._swap(net)
         net.enable_adapters()
         try:
@@ -63,6 +68,8 @@ class DetailLayers(nn.Module):
         finally:
             net.disable_adapters()
             self._swap(net)
+            for p, flag in zip(lora, trainable):
+                p.requires_grad_(flag)
 
 
 class Expert(nn.Module):
@@ -91,9 +98,9 @@ def attach_detail_expert(net: nn.Module, backbone: Backbone, rank: int, alpha: f
     net.requires_grad_(False)
     net.add_adapter(LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(backbone.attention_linear_names),
                                init_lora_weights=True), adapter_name=DETAIL_ADAPTER)
+    net.disable_adapters()  # the semantic expert is the default; peft also freezes LoRA here, so after it:
     for name, p in net.named_parameters():
         p.requires_grad_("lora_" in name)
-    net.disable_adapters()
     return Expert(net, DetailLayers(net, backbone.timestep_layer_names))
 
 

@@ -27,6 +27,15 @@ class Factors:
     def caption(self) -> str:
         return f"a {self.colour} {self.shape} moving {self.direction}"
 
+    @classmethod
+    def from_caption(cls, caption: str) -> "Factors | None":
+        """The factors a caption names, or None if it is not of the form 'a <colour> <shape> moving <dir>'."""
+        words = caption.lower().split()
+        if (len(words) == 5 and words[0] == "a" and words[3] == "moving" and words[1] in COLOURS
+                and words[2] in SHAPES and words[4] in DIRECTIONS):
+            return cls(words[1], words[2], words[4])
+        return None
+
 
 def all_factors() -> list[Factors]:
     """Every colour x shape x direction combination, in a fixed order."""

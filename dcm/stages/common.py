@@ -42,10 +42,16 @@ def require(path: Path, made_by: str) -> Path:
 @contextlib.contextmanager
 def stage_output(out: Path, cfg: dict):
     """Yield a work directory `<out>.partial` that keeps checkpoints across kills; on success its contents
-    (plus the resolved config) replace `out` in one rename, so `out` is either absent or complete."""
+    (plus the resolved config) replace `out` in one rename, so `out` is either absent or complete. On an
+    error before the first checkpoint the work directory is removed."""
     work = out.with_name(out.name + ".partial")
     work.mkdir(parents=True, exist_ok=True)
-    yield work
+    try:
+        yield work
+    except BaseException:
+        if not (work / "checkpoint").exists():  # nothing worth resuming from: leave no trace
+            shutil.rmtree(work, ignore_errors=True)
+        raise
     (work / RESOLVED_CONFIG).write_text(yaml.safe_dump(cfg, sort_keys=True))
     shutil.rmtree(work / "checkpoint", ignore_errors=True)
     if out.exists():

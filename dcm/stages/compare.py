@@ -34,15 +34,16 @@ def run(cfg: dict) -> None:
         if tensors["videos"].shape != reference["videos"].shape:
             raise DCMError(f"{directory} holds {tuple(tensors['videos'].shape)} videos, the reference "
                            f"{reference_name} {tuple(reference['videos'].shape)}: resample with the same config")
-        following = read_json(directory / "prompt_following.json")
+        following_path = directory / "prompt_following.json"
+        following = read_json(following_path) if following_path.is_file() else {}
         rows.append({
             "samples": directory.name, **{k: read_json(directory / "meta.json")[k] for k in ("method", "steps")},
             "pixel_rmse": pixel_rmse(tensors["videos"], reference["videos"]),
             "feature_distance": feature_distance(
                 _teacher_features(backbone, teacher, tensors["latents"], cond, sigma), ref_features),
             "centroid_px": centroid_distance(tensors["videos"], reference["videos"]),
-            **{f"{k}_acc": following[k] for k in ("colour", "shape", "direction")},
-            "displacement_px": following["mean_displacement"]})
+            **{f"{k}_acc": following.get(k) for k in ("colour", "shape", "direction")},
+            "displacement_px": following.get("mean_displacement")})
     with stage_output(stage_dir(cfg, "compare"), cfg) as work:
         write_json(work / "distances.json", {"reference": reference_name, "rows": rows})
         with atomic_path(work / "distances.md") as tmp:

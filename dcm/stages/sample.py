@@ -10,6 +10,7 @@ import torch
 
 from dcm.backbones.base import Backbone
 from dcm.baselines.lcm import LCMFunction, lcm_sample
+from dcm.data.procedural import Factors
 from dcm.data.prompts import load_split
 from dcm.errors import DCMError
 from dcm.eval.prompt_following import prompt_following
@@ -75,13 +76,22 @@ def method_sampler(cfg: dict, method: str, steps: int, backbone: Backbone, teach
     return (lambda z, c: euler_sample(denoiser, z, c, sigmas, schedule)), schedule
 
 
+def sampling_prompts(cfg: dict, backbone: Backbone) -> tuple[list[str], torch.Tensor]:
+    """The prompts to sample (sampling.prompts, else the configured split) and their embeddings."""
+    prompts = cfg["sampling"].get("prompts") or [
+        f.caption for f in load_split(require(stage_dir(cfg, "dataset"), "dataset"), cfg["sampling"]["split"])]
+    try:
+        return prompts, backbone.encode_prompts(prompts)
+    except DCMError as err:
+        raise DCMError(f"sampling.prompts: {err}") from err
+
+
 def run(cfg: dict, method: str, steps: int) -> None:
     backbone, teacher = load_teacher(cfg)
-    factors = load_split(require(stage_dir(cfg, "dataset"), "dataset"), cfg["sampling"]["split"])
+    prompts, cond = sampling_prompts(cfg, backbone)
     sampler, schedule = method_sampler(cfg, method, steps, backbone, teacher)
-    cond = backbone.encode_prompts([f.caption for f in factors])
     latents, seconds = [], []
-    for seeds in sample_seeds(cfg, len(factors)):
+    for seeds in sample_seeds(cfg, len(prompts)):
         start = time.perf_counter()
         latents.append(sampler(seeded_noise(backbone.latent_shape, seeds), cond))
         seconds.append(time.perf_counter() - start)
@@ -91,6 +101,10 @@ def run(cfg: dict, method: str, steps: int) -> None:
         save_tensors(work / "samples.safetensors", {"latents": latents, "videos": videos})
         save_gif(videos, work / "samples.gif")
         write_json(work / "meta.json", {
-            "method": method, "steps": steps, "schedule": schedule, "prompts": [f.caption for f in factors],
-            "seeds": sample_seeds(cfg, len(factors)), "seconds_per_batch": seconds, "batch_size": len(factors)})
-        write_json(work / "prompt_following.json", prompt_following(videos, factors * len(cfg["sampling"]["seeds"])))
+            "method": method, "steps": steps, "schedule": schedule, "prompts": prompts,
+            "seeds": sample_seeds(cfg, len(prompts)), "seconds_per_batch": seconds, "batch_size": len(prompts)})
+        factors = [Factors.from_caption(p) for p in prompts] * len(cfg["sampling"]["seeds"])
+        known = [k for k, f in enumerate(factors) if f is not None]
+        if known:
+            write_json(work / "prompt_following.json",
+                       prompt_following(videos[known], [factors[k] for k in known]))

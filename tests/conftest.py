@@ -1,0 +1,37 @@
+"""Shared fixtures: a tiny backbone and network small enough for unit tests."""
+
+import pytest
+import torch
+
+from dcm.backbones.tiny import TinyBackbone
+from dcm.data.procedural import vocabulary
+
+torch.set_num_threads(2)
+
+TINY_MODEL = {"num_layers": 2, "num_attention_heads": 2, "attention_head_dim": 16, "ffn_dim": 32, "freq_dim": 16}
+
+
+@pytest.fixture
+def backbone():
+    return TinyBackbone.from_config({"frames": 4, "height": 8, "width": 8}, vocabulary(), 5)
+
+
+@pytest.fixture
+def net(backbone):
+    torch.manual_seed(0)
+    return backbone.new_network(TINY_MODEL)
+
+
+@pytest.fixture
+def cond(backbone):
+    return backbone.encode_prompts(["a red circle moving left", "a blue square moving up"])
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """Results directory of one full `python -m dcm all` run on config/smoke.yaml."""
+    from tests.helpers import dcm
+
+    results = tmp_path_factory.mktemp("results")
+    dcm("all", results=results)
+    return results / "smoke"

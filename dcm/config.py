@@ -41,7 +41,10 @@ def _parse_override(text: str) -> tuple[list[str], object]:
     if "=" not in text:
         raise DCMError(f"override {text!r} must look like key.sub=value")
     key, value = text.split("=", 1)
-    return key.split("."), yaml.safe_load(value)
+    try:
+        return key.split("."), yaml.safe_load(value)
+    except yaml.YAMLError as err:
+        raise DCMError(f"override {key}: the value is not valid YAML ({err.problem})") from err
 
 
 def apply_overrides(cfg: dict, overrides: list[str]) -> dict:

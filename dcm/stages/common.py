@@ -51,6 +51,8 @@ def stage_output(out: Path, cfg: dict):
     except BaseException:
         if not (work / "checkpoint").exists():  # nothing worth resuming from: leave no trace
             shutil.rmtree(work, ignore_errors=True)
+            with contextlib.suppress(OSError):  # a grouping directory such as seme/ made for this output
+                work.parent.rmdir()
         raise
     (work / RESOLVED_CONFIG).write_text(yaml.safe_dump(cfg, sort_keys=True))
     shutil.rmtree(work / "checkpoint", ignore_errors=True)

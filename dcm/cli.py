@@ -16,6 +16,7 @@ STAGES = {
     "trajectories": "cache the teacher's 50-step ODE trajectories for every training prompt and seed",
     "seme": "train the semantic expert on [kappa, N] (Eq. 6, + Eq. 8 if the variant has TC)",
     "dete": "train the detail expert on [0, kappa] (Eq. 7, + Eq. 10 if the variant has GF)",
+    "weightdiff": "normalised L1 distance between two full experts per layer group (Fig. 5; variant od)",
     "vcm": "train the vanilla consistency model: one student on both phases (Table 3, row 1)",
     "lcm": "train the LCM baseline",
     "pcm": "train the PCM baseline",
@@ -30,11 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     for name, help_text in STAGES.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--config", required=True, help="run config (YAML), e.g. config/config.yaml")
+        p.add_argument("--config", required=True, action="append", metavar="FILE",
+                       help="run config (YAML), e.g. config/config.yaml; repeat to deep-merge several in order")
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key, e.g. --set seme.steps=10 (repeatable)")
-        if name in ("seme", "dete", "all"):
-            p.add_argument("--variant", default="dcm", help="Table 3 variant from the config's `variants`")
+        if name in ("seme", "dete", "all", "weightdiff"):
+            p.add_argument("--variant", default="od" if name == "weightdiff" else "dcm",
+                           help="Table 3 variant from the config's `variants`")
         if name == "sample":
             p.add_argument("--method", required=True, help="teacher, lcm, pcm, or a variant name (e.g. dcm, vcm)")
             p.add_argument("--steps", type=int, required=True, help="number of sampling steps")

@@ -91,9 +91,7 @@ def _check_consistency(cfg: dict, source: str) -> None:
         raise DCMError(f"{source}: backbone.pretrained is required for backbone.name={cfg['backbone']['name']}")
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> dict:
-    """Read, override, default-fill and validate a config file."""
-    path = Path(path)
+def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise DCMError(f"config file not found: {path}")
     try:
@@ -102,7 +100,26 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> dict:
         raise DCMError(f"config {path} is not valid YAML: {err}") from err
     if not isinstance(raw, dict):
         raise DCMError(f"config {path} must be a mapping at the top level")
-    return validate(apply_overrides(raw, overrides or []), source=str(path))
+    return raw
+
+
+def _deep_update(base: dict, update: dict) -> dict:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_update(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+def load_config(paths: str | Path | list, overrides: list[str] | None = None) -> dict:
+    """Read one or more config files (later ones deep-update earlier ones, as Snakemake merges its
+    --configfile list), apply `key=value` overrides, fill defaults and validate."""
+    paths = [Path(p) for p in (paths if isinstance(paths, (list, tuple)) else [paths])]
+    raw: dict = {}
+    for path in paths:
+        _deep_update(raw, _read_yaml(path))
+    return validate(apply_overrides(raw, overrides or []), source=" + ".join(map(str, paths)))
 
 
 def config_hash(cfg: dict, *sections: str) -> str:

@@ -17,7 +17,8 @@ METHODS = {"teacher-10", "teacher-2", "teacher-4", "lcm-2", "lcm-4", "pcm-2", "p
 
 
 def test_every_stage_wrote_its_outputs(smoke_run):
-    for stage in ("dataset", "teacher", "trajectories", "seme/tc", "dete/dcm", "vcm", "lcm", "pcm", "compare"):
+    for stage in ("dataset", "teacher", "trajectories", "seme/tc", "seme/plain", "dete/dcm", "dete/od", "vcm", "lcm",
+                  "pcm", "weightdiff", "compare"):
         assert (smoke_run / stage / "config.resolved.yaml").is_file(), stage
     assert {p.name for p in (smoke_run / "samples").iterdir()} == METHODS
     assert not list(smoke_run.rglob("*.partial")) and not list(smoke_run.rglob("checkpoint"))
@@ -92,3 +93,10 @@ def test_second_run_does_nothing(smoke_run):
     proc = dcm("all", results=smoke_run.parent)
     assert proc.stderr.count("skip ") >= 15
     assert before == {p: p.stat().st_mtime_ns for p in smoke_run.rglob("*.safetensors")}
+
+
+def test_weight_difference_of_the_two_full_experts(smoke_run):
+    result = read_json(smoke_run / "weightdiff" / "weight_difference.json")
+    assert set(result["groups"]) == {"timestep-dependent (Psi)", "attention linears (Lambda)", "other"}
+    assert all(g["normalised_l1"] > 0 for g in result["groups"].values())
+    assert (smoke_run / "weightdiff" / "fig5_weight_difference.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,5 +1,11 @@
 """The embedded tiny teacher: a small diffusers WanTransformer3DModel on pixel-space clips, with a
-one-hot word encoder over a fixed vocabulary as its text conditioning."""
+one-hot word encoder over a fixed vocabulary as its text conditioning.
+
+Wan's rotary embeddings are purely relative, so a tiny Wan has no sense of absolute frame or pixel
+position, and on CPU budgets its cross-attention alone learned colour but not motion direction (see
+README). The adapter therefore also feeds, as extra input channels (the way Wan-I2V concatenates its
+image condition), fixed (t, y, x) coordinates and the prompt's bag of words, broadcast over the video.
+Cross-attention still reads the word tokens."""
 
 from __future__ import annotations
 
@@ -70,11 +76,22 @@ class TinyBackbone(Backbone):
                       num_layers=4, freq_dim=64, rope_max_seq_len=64)
         kwargs.update(model_cfg)
         kwargs["patch_size"] = tuple(kwargs["patch_size"])
-        return WanTransformer3DModel(in_channels=3, out_channels=3, text_dim=len(self.encoder.words), **kwargs)
+        vocabulary = len(self.encoder.words)
+        return WanTransformer3DModel(in_channels=3 + 3 + vocabulary, out_channels=3, text_dim=vocabulary, **kwargs)
+
+    def condition_channels(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """(B, 3 + V, T, H, W): coordinates in [-1, 1] and the bag of words of each prompt."""
+        b, _, t, h, w = x.shape
+        axes = [torch.linspace(-1, 1, n, dtype=x.dtype, device=x.device) for n in (t, h, w)]
+        coords = torch.stack(torch.meshgrid(*axes, indexing="ij")).expand(b, 3, t, h, w)
+        words = cond.to(x.dtype).sum(1)[:, :, None, None, None].expand(b, cond.shape[-1], t, h, w)
+        return torch.cat([coords, words], 1)
 
     def predict(self, net, x, sigma, cond):
         timestep = (sigma.to(x.dtype) * 1000).expand(x.shape[0])
-        return net(hidden_states=x, timestep=timestep, encoder_hidden_states=cond.to(x.dtype), return_dict=False)[0]
+        inputs = torch.cat([x, self.condition_channels(x, cond)], 1)
+        return net(hidden_states=inputs, timestep=timestep, encoder_hidden_states=cond.to(x.dtype),
+                   return_dict=False)[0]
 
     def encode_prompts(self, prompts):
         return self.encoder(list(prompts))

@@ -14,12 +14,14 @@ log = logging.getLogger("dcm")
 
 def plan(cfg: dict, variant: str) -> list[tuple[str, dict, object]]:
     """(stage, keyword arguments, output directory) for every stage of one reproduction."""
-    flags = variant_flags(cfg, variant)
     steps = [("dataset", {}, stage_dir(cfg, "dataset")), ("teacher", {}, stage_dir(cfg, "teacher")),
              ("trajectories", {}, stage_dir(cfg, "trajectories"))]
-    if flags["decouple"]:
-        steps += [("seme", {"variant": variant}, seme_dir(cfg, flags)),
-                  ("dete", {"variant": variant}, stage_dir(cfg, "dete", variant))]
+    for name in dict.fromkeys([variant, "od"]):  # od: the two full experts of the Fig. 5 analysis
+        name_flags = variant_flags(cfg, name)
+        if name_flags["decouple"]:
+            steps += [("seme", {"variant": name}, seme_dir(cfg, name_flags)),
+                      ("dete", {"variant": name}, stage_dir(cfg, "dete", name))]
+    steps.append(("weightdiff", {"variant": "od"}, stage_dir(cfg, "weightdiff")))
     steps += [(name, {}, stage_dir(cfg, name)) for name in ("vcm", "lcm", "pcm")]
     sampling = cfg["sampling"]
     runs = [("teacher", sampling["teacher_steps"])]
@@ -31,7 +33,7 @@ def plan(cfg: dict, variant: str) -> list[tuple[str, dict, object]]:
 
 def run(cfg: dict, variant: str = "dcm") -> None:
     for stage, kwargs, out in plan(cfg, variant):
-        if out.exists() and stage != "compare":
+        if out.exists() and stage != "compare":  # compare reads every sample set, so it always reruns
             log.info("skip %s %s: %s exists", stage, kwargs, out)
             continue
         log.info("run %s %s", stage, kwargs)

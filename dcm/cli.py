@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
+from dcm import tracking
 from dcm.config import load_config
 from dcm.errors import DCMError
+
+log = logging.getLogger("dcm")
 
 STAGES = {
     "dataset": "procedural clips and the train/eval prompt split",
@@ -49,12 +53,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         cfg = load_config(args.config, args.overrides)
-        module = importlib.import_module(f"dcm.stages.{'pipeline' if args.stage == 'all' else args.stage}")
         from dcm.stages.common import setup
 
         setup(cfg)
+        log.info("CUDA_VISIBLE_DEVICES=%s SLURM_JOB_ID=%s", os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+                 os.environ.get("SLURM_JOB_ID", ""))
         extra = {k: v for k, v in vars(args).items() if k in ("variant", "method", "steps")}
-        module.run(cfg, **extra)
+        if args.stage == "all":
+            from dcm.stages import pipeline
+
+            with tracking.workflow_run(cfg, "python -m dcm all"):
+                pipeline.run(cfg, **extra)
+        else:
+            with tracking.stage_run(cfg, args.stage, **extra):
+                importlib.import_module(f"dcm.stages.{args.stage}").run(cfg, **extra)
     except DCMError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -29,7 +29,7 @@ def _with_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
-_Validator = _with_defaults(jsonschema.Draft7Validator)
+_Validator = _with_defaults(jsonschema.Draft202012Validator)
 
 
 def load_schema() -> dict:
@@ -69,11 +69,12 @@ def validate(cfg: dict, source: str = "config") -> dict:
         err = errors[0]
         key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
         raise DCMError(f"{source}: invalid value at '{key}': {err.message}")
-    _check_consistency(cfg, source)
+    check_consistency(cfg, source)
     return cfg
 
 
-def _check_consistency(cfg: dict, source: str) -> None:
+def check_consistency(cfg: dict, source: str) -> None:
+    """Rules across keys that a JSON schema cannot state; each error names the key."""
     n, kappa = cfg["schedule"]["num_steps"], cfg["schedule"]["kappa"]
     if not 0 < kappa < n:
         raise DCMError(f"{source}: schedule.kappa={kappa} is outside the teacher grid: it must lie in 1..{n - 1}")

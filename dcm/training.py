@@ -14,6 +14,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
+from dcm import tracking
 from dcm.errors import DCMError
 from dcm.io import atomic_path, load_tensors, read_json, save_tensors, write_json
 
@@ -131,6 +132,7 @@ class TrainLoop:
                 logs = {k: float(v.detach()) if torch.is_tensor(v) else v for k, v in logs.items()}
                 line = {"step": step + 1, "loss": float(loss.detach()), "grad_norm": float(grad_norm), **logs}
                 history.append(line)
+                tracking.current().log_metrics(line, step + 1)
                 log.write(json.dumps(line) + "\n")
                 log.flush()
                 bar.set_postfix(loss=f"{line['loss']:.4g}")

@@ -23,6 +23,20 @@ def grid_frames(videos: torch.Tensor, columns: int, scale: int = 4, pad: int = 1
     return [Image.fromarray(f).resize((f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST) for f in canvas]
 
 
+def save_filmstrip(videos: torch.Tensor, path: str | Path, rows: int = 8, scale: int = 4, pad: int = 1) -> None:
+    """PNG with one video per row and its frames left to right, written atomically."""
+    videos = videos[:rows]
+    b, t, h, w, _ = videos.shape
+    canvas = np.full((b * (h + pad) + pad, t * (w + pad) + pad, 3), 255, dtype=np.uint8)
+    for k in range(b):
+        for f in range(t):
+            y, x = pad + k * (h + pad), pad + f * (w + pad)
+            canvas[y:y + h, x:x + w] = videos[k, f].cpu().numpy()
+    image = Image.fromarray(canvas).resize((canvas.shape[1] * scale, canvas.shape[0] * scale), Image.NEAREST)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+
+
 def save_gif(videos: torch.Tensor, path: str | Path, columns: int = 8, scale: int = 4, fps: int = 4) -> None:
     """Animated GIF of a grid of videos, written atomically."""
     frames = grid_frames(videos, columns, scale)

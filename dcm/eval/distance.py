@@ -22,10 +22,13 @@ def feature_distance(features: list[torch.Tensor], reference: list[torch.Tensor]
 
 def centroid_distance(videos: torch.Tensor, reference: torch.Tensor) -> float:
     """Mean distance in pixels between the object centroids of matching frames (motion-level error);
-    frames where either video shows no object count as the frame diagonal."""
+    a frame where one video shows an object and the other none counts as the frame diagonal, a frame
+    where neither does as 0."""
     diagonal = float(np.hypot(*videos.shape[2:4]))
     dists = []
     for v, r in zip(videos.numpy() / 255.0, reference.numpy() / 255.0):
-        d = np.linalg.norm(centroids(object_masks(v)) - centroids(object_masks(r)), axis=1)
-        dists.append(np.where(np.isnan(d), diagonal, d))
+        a, b = centroids(object_masks(v)), centroids(object_masks(r))
+        d = np.linalg.norm(a - b, axis=1)
+        missing_a, missing_b = np.isnan(a[:, 0]), np.isnan(b[:, 0])
+        dists.append(np.where(missing_a & missing_b, 0.0, np.where(missing_a | missing_b, diagonal, d)))
     return float(np.mean(dists))

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from dcm import tracking
 from dcm.backbones import Backbone, load_backbone
 from dcm.config import run_dir
 from dcm.errors import DCMError
@@ -62,6 +63,7 @@ def stage_output(out: Path, cfg: dict):
         os.replace(out, old)
         shutil.rmtree(old)
     os.replace(work, out)
+    tracking.current().log_outputs(out)
     log.info("wrote %s", out)
 
 

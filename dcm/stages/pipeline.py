@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import logging
 
+from dcm import tracking
 from dcm.stages.common import stage_dir
 from dcm.stages.distill import seme_dir, variant_flags
 
@@ -37,4 +38,5 @@ def run(cfg: dict, variant: str = "dcm") -> None:
             log.info("skip %s %s: %s exists", stage, kwargs, out)
             continue
         log.info("run %s %s", stage, kwargs)
-        importlib.import_module(f"dcm.stages.{stage}").run(cfg, **kwargs)
+        with tracking.stage_run(cfg, stage, **kwargs):
+            importlib.import_module(f"dcm.stages.{stage}").run(cfg, **kwargs)

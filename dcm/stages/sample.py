@@ -21,7 +21,7 @@ from dcm.solvers import dcm_edges, phased_schedule, uniform_edges
 from dcm.stages.common import grid, load_teacher, require, stage_dir, stage_output
 from dcm.stages.dete import DETAIL_CONFIG, DETAIL_WEIGHTS
 from dcm.stages.distill import seme_dir, variant_flags
-from dcm.video import save_gif
+from dcm.video import save_filmstrip, save_gif
 
 Sampler = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -100,6 +100,7 @@ def run(cfg: dict, method: str, steps: int) -> None:
     with stage_output(stage_dir(cfg, "samples", f"{method}-{steps}"), cfg) as work:
         save_tensors(work / "samples.safetensors", {"latents": latents, "videos": videos})
         save_gif(videos, work / "samples.gif")
+        save_filmstrip(videos, work / "filmstrip.png")
         write_json(work / "meta.json", {
             "method": method, "steps": steps, "schedule": schedule, "prompts": prompts,
             "seeds": sample_seeds(cfg, len(prompts)), "seconds_per_batch": seconds, "batch_size": len(prompts)})

@@ -16,7 +16,7 @@ from dcm.pretrain import ClipSampler, FlowMatching
 from dcm.sampling import euler_sample, seeded_noise
 from dcm.stages.common import grid, require, stage_dir, stage_output
 from dcm.training import TrainLoop, adamw
-from dcm.video import save_gif
+from dcm.video import save_filmstrip, save_gif
 
 MAX_WORDS = 5
 
@@ -57,4 +57,5 @@ def run(cfg: dict) -> None:
             videos = backbone.decode(latents)
             report[split] = prompt_following(videos, factors)
             save_gif(videos, work / f"samples_{split}.gif")
+            save_filmstrip(videos, work / f"filmstrip_{split}.png")
         write_json(work / "prompt_following.json", report)

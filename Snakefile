@@ -1,0 +1,35 @@
+# DCM reproduction workflow. Wiring only: every rule runs one `python -m dcm <stage>` command.
+#   snakemake --cores 2                                   # tiny default, locally
+#   snakemake --profile slurm                             # same DAG on a SLURM cluster (slurm/profile.yaml)
+#   snakemake --profile slurm --configfile config/X.yaml  # another backbone or setting: one file, nothing merged
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+if not workflow.config_settings.configfiles:
+    configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/teacher.smk"
+include: "workflow/rules/distill.smk"
+include: "workflow/rules/sample.smk"
+
+
+onstart:
+    tracking.start_workflow_run(config, "snakemake")
+
+
+onsuccess:
+    tracking.end_workflow_run(config, "FINISHED")
+
+
+onerror:
+    tracking.end_workflow_run(config, "FAILED")
+
+
+rule all:
+    input:
+        f"{RUN}/compare",
+        f"{RUN}/weightdiff",
+    default_target: True

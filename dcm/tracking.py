@@ -1,0 +1,188 @@
+"""MLflow tracking of stage runs. One experiment per paper table, a run per stage invocation with the
+resolved config as params, step metrics, small outputs as artifacts, and tags for stage, method, steps,
+variant, seed, git commit and SLURM job; a parent run per workflow invocation. When tracking is off or
+the store cannot be reached, every call is a no-op after one warning, and the stage does its work."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+import warnings
+from pathlib import Path
+
+PARENT_ENV = "DCM_PARENT_RUN_ID"
+ARTIFACT_SUFFIXES = {".json", ".jsonl", ".md", ".csv", ".gif", ".png", ".yaml", ".html"}
+ARTIFACT_MAX_BYTES = 5 << 20
+TABLE1_METHODS = {"teacher", "lcm", "pcm", "dcm"}
+
+
+def tracking_uri(cfg: dict) -> str:
+    """The configured URI, else a sqlite store under the results directory."""
+    return cfg["tracking"].get("uri") or f"sqlite:///{Path(cfg['results_dir']).resolve() / 'mlflow.db'}"
+
+
+def experiment_name(cfg: dict, stage: str, method: str | None = None, variant: str | None = None) -> str:
+    """Table 1 (methods), Table 3 (ablation variants) or setup (data and teacher)."""
+    name = method or variant or {"lcm": "lcm", "pcm": "pcm", "vcm": "vcm"}.get(stage)
+    if name is None and stage in ("dataset", "teacher", "trajectories"):
+        return f"{cfg['name']}/setup"
+    if name in TABLE1_METHODS:
+        return f"{cfg['name']}/table1"
+    return f"{cfg['name']}/table3-ablations"
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, str]:
+    """Nested config as dotted keys with string values."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = str(value)
+    return out
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).parent).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class StageRun:
+    """Handle on one MLflow run; a handle without a client does nothing."""
+
+    def __init__(self, client=None, run_id: str | None = None):
+        self.client, self.run_id = client, run_id
+        self._buffer: list = []
+
+    def _guard(self, action, *args, **kwargs):
+        if self.client is None:
+            return
+        try:
+            action(*args, **kwargs)
+        except Exception as err:  # a tracking failure must never stop the work
+            warnings.warn(f"MLflow logging failed, continuing without it: {err}")
+            self.client = None
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        """Buffer numeric metrics of one step; sent in batches."""
+        if self.client is None:
+            return
+        from mlflow.entities import Metric
+
+        stamp = int(time.time() * 1000)
+        self._buffer += [Metric(k, float(v), stamp, step) for k, v in metrics.items() if isinstance(v, (int, float))]
+        if len(self._buffer) >= 900:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._buffer:
+            batch, self._buffer = self._buffer, []
+            self._guard(self.client.log_batch, self.run_id, metrics=batch)
+
+    def log_outputs(self, directory: Path) -> None:
+        """Log the small human-readable files of an output directory (not weights or tensors)."""
+        if self.client is None:
+            return
+        for path in sorted(Path(directory).rglob("*")):
+            if path.is_file() and path.suffix in ARTIFACT_SUFFIXES and path.stat().st_size <= ARTIFACT_MAX_BYTES:
+                parent = path.parent.relative_to(directory).as_posix()
+                self._guard(self.client.log_artifact, self.run_id, str(path), None if parent == "." else parent)
+
+
+_current = StageRun()
+
+
+def current() -> StageRun:
+    """The run of the stage in progress (a no-op handle outside one)."""
+    return _current
+
+
+def _client(cfg: dict):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri(cfg))
+
+
+def _experiment_id(client, name: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    return experiment.experiment_id if experiment else client.create_experiment(name)
+
+
+@contextlib.contextmanager
+def stage_run(cfg: dict, stage: str, **labels):
+    """Open an MLflow run for one stage and make it `current()` for the duration."""
+    global _current
+    if not cfg["tracking"]["enabled"]:
+        yield _current
+        return
+    labels = {k: v for k, v in labels.items() if v is not None}
+    tags = {"stage": stage, "seed": str(cfg["seed"]), "git_commit": git_commit(),
+            "slurm_job_id": os.environ.get("SLURM_JOB_ID", "none"), "backbone": cfg["backbone"]["name"],
+            **{k: str(v) for k, v in labels.items()}}
+    if os.environ.get(PARENT_ENV):
+        tags["mlflow.parentRunId"] = os.environ[PARENT_ENV]
+    try:
+        from mlflow.entities import Param
+
+        client = _client(cfg)
+        experiment = _experiment_id(client, experiment_name(cfg, stage, labels.get("method"), labels.get("variant")))
+        name = "-".join([stage, *(str(v) for v in labels.values())])
+        run = client.create_run(experiment, run_name=name, tags=tags)
+        client.log_batch(run.info.run_id, params=[Param(k, v[:6000]) for k, v in flatten(cfg).items()])
+    except Exception as err:
+        warnings.warn(f"MLflow tracking at {tracking_uri(cfg)} is unavailable ({err}); the stage runs untracked")
+        yield _current
+        return
+    _current = StageRun(client, run.info.run_id)
+    status = "FAILED"
+    try:
+        yield _current
+        status = "FINISHED"
+    finally:
+        _current.flush()
+        _current._guard(client.set_terminated, run.info.run_id, status)
+        _current = StageRun()
+
+
+def start_workflow_run(cfg: dict, name: str) -> str | None:
+    """Open the parent run of one workflow invocation and export its id, so that stage runs started in
+    this process or in child processes (SLURM jobs inherit the environment) attach to it."""
+    if not cfg["tracking"]["enabled"] or os.environ.get(PARENT_ENV):
+        return None
+    try:
+        client = _client(cfg)
+        run = client.create_run(_experiment_id(client, f"{cfg['name']}/workflow"), run_name=name,
+                                tags={"git_commit": git_commit(), "stage": "workflow"})
+    except Exception as err:
+        warnings.warn(f"MLflow tracking at {tracking_uri(cfg)} is unavailable ({err}); running untracked")
+        return None
+    os.environ[PARENT_ENV] = run.info.run_id
+    return run.info.run_id
+
+
+def end_workflow_run(cfg: dict, status: str) -> None:
+    """Close the parent run opened by `start_workflow_run` with FINISHED or FAILED."""
+    run_id = os.environ.pop(PARENT_ENV, None)
+    if run_id and cfg["tracking"]["enabled"]:
+        with contextlib.suppress(Exception):
+            _client(cfg).set_terminated(run_id, status)
+
+
+@contextlib.contextmanager
+def workflow_run(cfg: dict, name: str):
+    """`start_workflow_run` ... `end_workflow_run` around a block."""
+    run_id = start_workflow_run(cfg, name)
+    if run_id is None:
+        yield None
+        return
+    status = "FAILED"
+    try:
+        yield run_id
+        status = "FINISHED"
+    finally:
+        end_workflow_run(cfg, status)

@@ -1,0 +1,70 @@
+"""MLflow runs of the smoke pipeline, queried back with the MLflow client."""
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from dcm import tracking
+from dcm.config import load_config
+from tests.helpers import SMOKE
+
+
+@pytest.fixture(scope="module")
+def client(smoke_run):
+    return MlflowClient(f"sqlite:///{smoke_run.parent / 'mlflow.db'}")
+
+
+def _runs(client, experiment):
+    exp = client.get_experiment_by_name(experiment)
+    assert exp is not None, experiment
+    return client.search_runs([exp.experiment_id], max_results=500)
+
+
+def test_every_stage_run_is_tracked_with_tags_params_and_parent(client):
+    workflow = _runs(client, "smoke/workflow")
+    assert len(workflow) == 1
+    parent = workflow[0].info.run_id
+    runs = _runs(client, "smoke/table1") + _runs(client, "smoke/table3-ablations") + _runs(client, "smoke/setup")
+    stages = {r.data.tags["stage"] for r in runs}
+    assert {"dataset", "teacher", "trajectories", "seme", "dete", "vcm", "lcm", "pcm", "sample"} <= stages
+    for run in runs:
+        assert run.data.tags["mlflow.parentRunId"] == parent
+        assert run.data.tags["git_commit"] and run.data.tags["seed"] == "0"
+        assert run.data.params["schedule.kappa"] == "6"
+        assert run.info.status == "FINISHED"
+
+
+def test_training_metrics_and_sample_artifacts(client):
+    runs = _runs(client, "smoke/table1")
+    dete = next(r for r in runs if r.data.tags["stage"] == "dete" and r.data.tags["variant"] == "dcm")
+    history = client.get_metric_history(dete.info.run_id, "consistency")
+    assert [m.step for m in history] == [1, 2, 3, 4]
+    assert {"g_adv", "fm", "d_loss", "grad_norm"} <= set(dete.data.metrics)
+    sample = next(r for r in runs if r.data.tags["stage"] == "sample" and r.data.tags["method"] == "dcm")
+    assert sample.data.tags["steps"] in ("2", "4")
+    names = {a.path for a in client.list_artifacts(sample.info.run_id)}
+    assert {"samples.gif", "meta.json"} <= names
+
+
+def test_ablation_variants_go_to_the_table3_experiment(client):
+    runs = _runs(client, "smoke/table3-ablations")
+    assert {r.data.tags.get("variant") or r.data.tags["stage"] for r in runs} >= {"od", "vcm"}
+
+
+def test_unreachable_store_warns_and_the_stage_still_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    cfg = load_config(SMOKE, [f"results_dir={tmp_path}", "tracking.uri=http://127.0.0.1:9"])
+    ran = []
+    with pytest.warns(UserWarning, match="unavailable"):
+        with tracking.stage_run(cfg, "dataset"):
+            ran.append(True)
+            tracking.current().log_metrics({"loss": 1.0}, 1)
+    assert ran == [True]
+
+
+def test_stage_runs_with_tracking_off(tmp_path):
+    from tests.helpers import dcm
+
+    dcm("dataset", "--set", "tracking.enabled=false", results=tmp_path)
+    assert (tmp_path / "smoke" / "dataset" / "prompts.json").is_file()
+    assert not (tmp_path / "mlflow.db").exists()

@@ -1,0 +1,69 @@
+rule seme:
+    input:
+        f"{RUN}/teacher",
+        f"{RUN}/trajectories",
+    output:
+        directory(f"{RUN}/seme/{{tc}}"),
+    wildcard_constraints:
+        tc="tc|plain",
+    params:
+        variant=lambda w: seme_variant(w.tc),
+    log:
+        f"{RUN}/logs/seme-{{tc}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/seme-{{tc}}.tsv"
+    resources:
+        **resources_of("seme"),
+    shell:
+        dcm("seme") + " --variant {params.variant:q} > {log:q} 2>&1"
+
+
+rule dete:
+    input:
+        f"{RUN}/teacher",
+        f"{RUN}/trajectories",
+        lambda w: seme_dir(w.variant) if VARIANTS[w.variant]["parameter_efficient"] else [],
+    output:
+        directory(f"{RUN}/dete/{{variant}}"),
+    log:
+        f"{RUN}/logs/dete-{{variant}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/dete-{{variant}}.tsv"
+    resources:
+        **resources_of("dete"),
+    shell:
+        dcm("dete") + " --variant {wildcards.variant:q} > {log:q} 2>&1"
+
+
+rule weightdiff:
+    input:
+        seme_dir("od"),
+        f"{RUN}/dete/od",
+    output:
+        directory(f"{RUN}/weightdiff"),
+    log:
+        f"{RUN}/logs/weightdiff.log",
+    benchmark:
+        f"{RUN}/benchmarks/weightdiff.tsv"
+    resources:
+        **resources_of("weightdiff"),
+    shell:
+        dcm("weightdiff") + " --variant od > {log:q} 2>&1"
+
+
+rule baseline:
+    input:
+        f"{RUN}/teacher",
+        f"{RUN}/trajectories",
+    output:
+        directory(f"{RUN}/{{baseline}}"),
+    wildcard_constraints:
+        baseline="vcm|lcm|pcm",
+    log:
+        f"{RUN}/logs/{{baseline}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/{{baseline}}.tsv"
+    resources:
+        **resources_of("baseline"),
+    shell:
+        dcm("{wildcards.baseline}") + " > {log:q} 2>&1"

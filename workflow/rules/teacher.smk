@@ -1,0 +1,42 @@
+rule dataset:
+    output:
+        directory(f"{RUN}/dataset"),
+    log:
+        f"{RUN}/logs/dataset.log",
+    benchmark:
+        f"{RUN}/benchmarks/dataset.tsv"
+    resources:
+        **resources_of("dataset"),
+    shell:
+        dcm("dataset") + " > {log:q} 2>&1"
+
+
+rule teacher:
+    input:
+        f"{RUN}/dataset",
+    output:
+        directory(f"{RUN}/teacher"),
+    log:
+        f"{RUN}/logs/teacher.log",
+    benchmark:
+        f"{RUN}/benchmarks/teacher.tsv"
+    resources:
+        **resources_of("teacher"),
+    shell:
+        dcm("teacher") + " > {log:q} 2>&1"
+
+
+rule trajectories:
+    input:
+        f"{RUN}/dataset",
+        f"{RUN}/teacher",
+    output:
+        directory(f"{RUN}/trajectories"),
+    log:
+        f"{RUN}/logs/trajectories.log",
+    benchmark:
+        f"{RUN}/benchmarks/trajectories.tsv"
+    resources:
+        **resources_of("trajectories"),
+    shell:
+        dcm("trajectories") + " > {log:q} 2>&1"

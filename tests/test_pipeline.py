@@ -79,6 +79,8 @@ def test_comparison_table_lists_every_sample_set(smoke_run):
     reference = next(r for r in rows if r["samples"] == "teacher-10")
     assert reference["pixel_rmse"] == 0 and reference["feature_distance"] == 0
     assert all(r["pixel_rmse"] > 0 for r in rows if r["samples"] != "teacher-10")
+    assert all(0 <= r["closer_than_teacher_same_steps"] <= 1 for r in rows if r["method"] != "teacher")
+    assert all(r["pixel_rmse_seed_std"] == 0 for r in rows)  # the smoke config samples one seed
     assert (smoke_run / "compare" / "distances.md").read_text().startswith("| samples")
 
 

@@ -1,7 +1,6 @@
 """The Snakemake workflow on the smoke config: every rule runs, a rerun does nothing, bad configs are
 refused at validation with the key named."""
 
-import json
 import subprocess
 import sys
 from pathlib import Path

@@ -13,6 +13,11 @@ def pixel_rmse(videos: torch.Tensor, reference: torch.Tensor) -> float:
     return float(((videos.float() - reference.float()) / 255.0).pow(2).mean().sqrt())
 
 
+def per_video_rmse(videos: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """(B,) RMSE of each uint8 video against its reference, in [0, 1] units."""
+    return ((videos.float() - reference.float()) / 255.0).pow(2).flatten(1).mean(1).sqrt()
+
+
 def feature_distance(features: list[torch.Tensor], reference: list[torch.Tensor]) -> float:
     """Mean over feature levels of ||f - f_ref||^2 / ||f_ref||^2: a perceptual-style distance in the frozen
     teacher's feature space (the same features the discriminator of Eq. 10 reads)."""

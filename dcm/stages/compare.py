@@ -1,13 +1,14 @@
 """Stage `compare`: distance of every sample set to the teacher's full-step samples from the same noise
-(per-pixel RMSE, teacher-feature distance, object-centroid distance) and prompt following, as JSON and
-a Markdown table."""
+(per-pixel RMSE, teacher-feature distance, object-centroid distance; the spread of the first two across
+noise seeds) and prompt following, as JSON and a Markdown table."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from dcm.errors import DCMError
-from dcm.eval.distance import centroid_distance, feature_distance, pixel_rmse
+from dcm.eval.distance import centroid_distance, feature_distance, per_video_rmse, pixel_rmse
 from dcm.io import atomic_path, load_tensors, read_json, write_json
 from dcm.stages.common import grid, load_teacher, require, stage_dir, stage_output
 
@@ -36,14 +37,26 @@ def run(cfg: dict) -> None:
                            f"{reference_name} {tuple(reference['videos'].shape)}: resample with the same config")
         following_path = directory / "prompt_following.json"
         following = read_json(following_path) if following_path.is_file() else {}
+        features = _teacher_features(backbone, teacher, tensors["latents"], cond, sigma)
+        per_seed = [slice(k * len(meta["prompts"]), (k + 1) * len(meta["prompts"])) for k in range(len(meta["seeds"]))]
+        rmse = [pixel_rmse(tensors["videos"][s], reference["videos"][s]) for s in per_seed]
+        feature = [feature_distance([f[s] for f in features], [f[s] for f in ref_features]) for s in per_seed]
         rows.append({
             "samples": directory.name, **{k: read_json(directory / "meta.json")[k] for k in ("method", "steps")},
             "pixel_rmse": pixel_rmse(tensors["videos"], reference["videos"]),
-            "feature_distance": feature_distance(
-                _teacher_features(backbone, teacher, tensors["latents"], cond, sigma), ref_features),
+            "pixel_rmse_seed_std": float(np.std(rmse)),
+            "feature_distance": feature_distance(features, ref_features),
+            "feature_distance_seed_std": float(np.std(feature)),
             "centroid_px": centroid_distance(tensors["videos"], reference["videos"]),
             **{f"{k}_acc": following.get(k) for k in ("colour", "shape", "direction")},
             "displacement_px": following.get("mean_displacement")})
+    for row in rows:  # paired: same noise, same prompt, against the teacher at the same step count
+        baseline = samples / f"teacher-{row['steps']}" / "samples.safetensors"
+        if row["method"] != "teacher" and baseline.is_file():
+            ours = per_video_rmse(load_tensors(samples / row["samples"] / "samples.safetensors")["videos"],
+                                  reference["videos"])
+            theirs = per_video_rmse(load_tensors(baseline)["videos"], reference["videos"])
+            row["closer_than_teacher_same_steps"] = float((ours < theirs).float().mean())
     with stage_output(stage_dir(cfg, "compare"), cfg) as work:
         write_json(work / "distances.json", {"reference": reference_name, "rows": rows})
         with atomic_path(work / "distances.md") as tmp:
@@ -52,7 +65,7 @@ def run(cfg: dict) -> None:
 
 def markdown_table(rows: list[dict]) -> str:
     """The rows as a Markdown table, floats to 4 significant digits."""
-    keys = list(rows[0])
-    cells = [[f"{r[k]:.4g}" if isinstance(r[k], float) else str(r[k]) for k in keys] for r in rows]
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    cells = [[f"{r[k]:.4g}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in keys] for r in rows]
     return "\n".join(["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)] +
                      ["| " + " | ".join(c) + " |" for c in cells]) + "\n"

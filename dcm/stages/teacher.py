@@ -3,7 +3,6 @@ follow the prompts (colour, shape, motion direction) on the train and held-out p
 
 from __future__ import annotations
 
-import torch
 
 from dcm.backbones.tiny import TinyBackbone
 from dcm.data.procedural import vocabulary

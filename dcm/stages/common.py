@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from dcm import tracking
 from dcm.backbones import Backbone, load_backbone
 from dcm.config import run_dir
 from dcm.errors import DCMError
+from dcm.io import replace_directory
 from dcm.solvers import teacher_sigmas
 
 log = logging.getLogger("dcm")
@@ -57,12 +57,7 @@ def stage_output(out: Path, cfg: dict):
         raise
     (work / RESOLVED_CONFIG).write_text(yaml.safe_dump(cfg, sort_keys=True))
     shutil.rmtree(work / "checkpoint", ignore_errors=True)
-    if out.exists():
-        old = out.with_name("." + out.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old)
-        shutil.rmtree(old)
-    os.replace(work, out)
+    replace_directory(work, out)
     tracking.current().log_outputs(out)
     log.info("wrote %s", out)
 

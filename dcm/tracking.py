@@ -108,9 +108,16 @@ def _client(cfg: dict):
     return MlflowClient(tracking_uri(cfg))
 
 
-def _experiment_id(client, name: str) -> str:
+def artifact_root(cfg: dict) -> Path:
+    """Where new experiments keep their artifacts: beside the sqlite store, never the working directory."""
+    return (Path(cfg["results_dir"]) / "mlartifacts").resolve()
+
+
+def _experiment_id(client, cfg: dict, name: str) -> str:
     experiment = client.get_experiment_by_name(name)
-    return experiment.experiment_id if experiment else client.create_experiment(name)
+    if experiment:
+        return experiment.experiment_id
+    return client.create_experiment(name, artifact_location=(artifact_root(cfg) / name).as_uri())
 
 
 @contextlib.contextmanager
@@ -130,9 +137,9 @@ def stage_run(cfg: dict, stage: str, **labels):
         from mlflow.entities import Param
 
         client = _client(cfg)
-        experiment = _experiment_id(client, experiment_name(cfg, stage, labels.get("method"), labels.get("variant")))
-        name = "-".join([stage, *(str(v) for v in labels.values())])
-        run = client.create_run(experiment, run_name=name, tags=tags)
+        name = experiment_name(cfg, stage, labels.get("method"), labels.get("variant"))
+        experiment = _experiment_id(client, cfg, name)
+        run = client.create_run(experiment, run_name="-".join([stage, *map(str, labels.values())]), tags=tags)
         client.log_batch(run.info.run_id, params=[Param(k, v[:6000]) for k, v in flatten(cfg).items()])
     except Exception as err:
         warnings.warn(f"MLflow tracking at {tracking_uri(cfg)} is unavailable ({err}); the stage runs untracked")
@@ -156,7 +163,7 @@ def start_workflow_run(cfg: dict, name: str) -> str | None:
         return None
     try:
         client = _client(cfg)
-        run = client.create_run(_experiment_id(client, f"{cfg['name']}/workflow"), run_name=name,
+        run = client.create_run(_experiment_id(client, cfg, f"{cfg['name']}/workflow"), run_name=name,
                                 tags={"git_commit": git_commit(), "stage": "workflow"})
     except Exception as err:
         warnings.warn(f"MLflow tracking at {tracking_uri(cfg)} is unavailable ({err}); running untracked")

@@ -71,3 +71,10 @@ def test_stage_runs_with_tracking_off(tmp_path):
     dcm("dataset", "--set", "tracking.enabled=false", results=tmp_path)
     assert (tmp_path / "smoke" / "dataset" / "prompts.json").is_file()
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_artifacts_stay_under_the_results_directory(client, smoke_run):
+    for name in ("smoke/table1", "smoke/setup"):
+        location = client.get_experiment_by_name(name).artifact_location
+        assert location.startswith((smoke_run.parent / "mlartifacts").as_uri()), location
+    assert any((smoke_run.parent / "mlartifacts").rglob("meta.json"))

@@ -44,13 +44,12 @@ def run(cfg: dict) -> None:
         net.eval()
         backbone.save_network(net, work / "network")
         report = {}
+        sigmas, n = grid(cfg), cfg["schedule"]["num_steps"]
         for split in ("train", "eval"):
             factors = load_split(dataset, split)
             if not factors:
                 continue
             noise = seeded_noise(backbone.latent_shape, [cfg["seed"] + i for i in range(len(factors))])
-            sigmas = grid(cfg)
-            n = cfg["schedule"]["num_steps"]
             latents = euler_sample(expert.denoiser(backbone), noise, backbone.encode_prompts(
                 [f.caption for f in factors]), sigmas, list(range(n, -1, -1)), progress=True)
             videos = backbone.decode(latents)

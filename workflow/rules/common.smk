@@ -8,6 +8,7 @@ from snakemake.utils import validate
 
 from dcm import tracking
 from dcm.config import SCHEMA_PATH, check_consistency
+from dcm.stages import distill
 
 
 validate(config, str(SCHEMA_PATH))
@@ -49,8 +50,8 @@ def resources_of(rule):
 
 
 def seme_dir(variant):
-    flags = VARIANTS[variant]
-    return f"{RUN}/seme/{'tc' if flags['temporal_coherence'] else 'plain'}"
+    """SemE output of `variant`, by the package's own layout rule."""
+    return str(distill.seme_dir(config, VARIANTS[variant]))
 
 
 def seme_variant(tc):

@@ -86,10 +86,18 @@ def check_consistency(cfg: dict, source: str) -> None:
         if steps // 2 > min(kappa, n - kappa):
             raise DCMError(f"{source}: sampling.steps={steps} needs {steps // 2} grid points in each phase, "
                            f"but schedule.kappa={kappa} leaves only {min(kappa, n - kappa)} in one of them")
+    for key, value, allowed in (("tables.ablation_steps", cfg["tables"]["ablation_steps"], cfg["sampling"]["steps"]),
+                                ("tables.method", cfg["tables"]["method"], list(cfg["variants"]))):
+        if value not in allowed:
+            raise DCMError(f"{source}: {key}={value!r} is not one of {allowed} (sampling.steps / variants)")
     if cfg["pcm"]["phases"] > n:
         raise DCMError(f"{source}: pcm.phases={cfg['pcm']['phases']} exceeds schedule.num_steps={n}")
-    if cfg["backbone"]["name"] != "tiny" and "pretrained" not in cfg["backbone"]:
-        raise DCMError(f"{source}: backbone.pretrained is required for backbone.name={cfg['backbone']['name']}")
+    if cfg["backbone"]["name"] != "tiny":
+        for key in ("backbone.pretrained", "data.prompt_file"):
+            section, name = key.split(".")
+            if name not in cfg[section]:
+                raise DCMError(f"{source}: {key} is required for backbone.name={cfg['backbone']['name']} "
+                               "(a path: see config/wan2.1-t2v-1.3b.yaml)")
 
 
 def _read_yaml(path: Path) -> dict:

@@ -36,4 +36,6 @@ class Discriminator(nn.Module):
         self.heads = nn.ModuleList(DiscriminatorHead(dim) for _ in range(levels))
 
     def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
-        return [head(f) for head, f in zip(self.heads, features)]
+        """Logits per level; features are moved to the heads' device (the teacher may sit elsewhere)."""
+        device = self.heads[0].logits.weight.device
+        return [head(f.to(device)) for head, f in zip(self.heads, features)]

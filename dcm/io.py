@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING, Iterator
 
 from dcm.errors import DCMError
+
+if TYPE_CHECKING:
+    import torch
+
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 @contextlib.contextmanager
@@ -29,6 +32,7 @@ def atomic_path(path: str | os.PathLike, is_dir: bool = False) -> Iterator[Path]
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         os.close(fd)
         tmp = Path(name)
+    tmp.chmod((0o777 if is_dir else 0o666) & ~_UMASK)  # mkstemp's private 0600 would outlive the rename
     try:
         yield tmp
         if is_dir:
@@ -72,14 +76,28 @@ def read_json(path: str | os.PathLike):
         raise DCMError(f"corrupt JSON in {path}: {err}") from err
 
 
+def write_csv(path: str | os.PathLike, rows: list[dict]) -> None:
+    """Write dict rows as CSV, atomically; the columns are every key in first-seen order."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict | None = None) -> None:
     """Save a dict of tensors as safetensors, atomically."""
+    from safetensors.torch import save_file  # torch-backed: imported on use, so JSON-only callers stay light
+
     with atomic_path(path) as tmp:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
 
 
 def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Load a safetensors file, naming it in the error if it is missing or truncated."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     path = Path(path)
     if not path.is_file():
         raise DCMError(f"missing file: {path}")

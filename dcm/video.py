@@ -1,4 +1,4 @@
-"""Writing videos people look at: animated GIF grids of uint8 clips."""
+"""Videos people look at: conversion to uint8 frames, animated GIF grids and filmstrips."""
 
 from __future__ import annotations
 
@@ -9,6 +9,16 @@ import torch
 from PIL import Image
 
 from dcm.io import atomic_path
+
+
+def to_uint8_video(pixels: torch.Tensor) -> torch.Tensor:
+    """Pixels (B, 3, T, H, W) in [-1, 1] (clips, VAE output) -> uint8 video (B, T, H, W, 3)."""
+    return ((pixels.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 4, 1)
+
+
+def from_uint8_video(videos: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, T, H, W, 3) -> VAE input (B, 3, T, H, W) in [-1, 1]."""
+    return videos.permute(0, 4, 1, 2, 3).float() / 127.5 - 1
 
 
 def grid_frames(videos: torch.Tensor, columns: int, scale: int = 4, pad: int = 1) -> list[Image.Image]:

@@ -9,6 +9,13 @@ import torch
 from torch import nn
 
 
+def resolve_device(name: str) -> torch.device:
+    """The torch device `backbone.device` names; `auto` is cuda when available, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 class Backbone(ABC):
     """Adapter around one video diffusion transformer class and its prompt encoder and decoder.
 
@@ -43,6 +50,11 @@ class Backbone(ABC):
     @abstractmethod
     def load_network(self, directory: str | Path) -> nn.Module:
         """A network saved with `save_network` (or a diffusers checkpoint directory)."""
+
+    def net_inputs(self, net: nn.Module, x: torch.Tensor, *tensors: torch.Tensor) -> list[torch.Tensor]:
+        """`x` and `tensors` on the network's device, floats in its dtype."""
+        param = next(net.parameters())
+        return [t.to(param.device, param.dtype if t.is_floating_point() else t.dtype) for t in (x, *tensors)]
 
     def save_network(self, net: nn.Module, directory: str | Path) -> None:
         """Write `net` with diffusers' save_pretrained (safetensors)."""

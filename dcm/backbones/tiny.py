@@ -15,9 +15,10 @@ import torch
 from diffusers import WanTransformer3DModel
 from torch import nn
 
-from dcm.backbones.base import Backbone
+from dcm.backbones.base import Backbone, resolve_device
 from dcm.errors import DCMError
 from dcm.io import read_json, write_json
+from dcm.video import to_uint8_video
 
 VOCABULARY_FILE = "vocabulary.json"
 PAD = "<pad>"
@@ -52,14 +53,15 @@ class TinyBackbone(Backbone):
     timestep_layer_names = ("condition_embedder", "scale_shift_table", "norm_out", "proj_out")
     attention_linear_names = ("to_q", "to_k", "to_v", "to_out.0")
 
-    def __init__(self, shape: tuple[int, int, int, int], encoder: OneHotWordEncoder):
+    def __init__(self, shape: tuple[int, int, int, int], encoder: OneHotWordEncoder, device: torch.device):
         self._shape = shape
         self.encoder = encoder
+        self.device = device
 
     @classmethod
     def from_config(cls, backbone_cfg: dict, words: list[str], max_words: int) -> "TinyBackbone":
         shape = (3, backbone_cfg["frames"], backbone_cfg["height"], backbone_cfg["width"])
-        return cls(shape, OneHotWordEncoder(words, max_words))
+        return cls(shape, OneHotWordEncoder(words, max_words), resolve_device(backbone_cfg.get("device", "auto")))
 
     @classmethod
     def from_directory(cls, backbone_cfg: dict, directory: str | Path) -> "TinyBackbone":
@@ -77,7 +79,8 @@ class TinyBackbone(Backbone):
         kwargs.update(model_cfg)
         kwargs["patch_size"] = tuple(kwargs["patch_size"])
         vocabulary = len(self.encoder.words)
-        return WanTransformer3DModel(in_channels=3 + 3 + vocabulary, out_channels=3, text_dim=vocabulary, **kwargs)
+        return WanTransformer3DModel(in_channels=3 + 3 + vocabulary, out_channels=3, text_dim=vocabulary,
+                                     **kwargs).to(self.device)
 
     def condition_channels(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """(B, 3 + V, T, H, W): coordinates in [-1, 1] and the bag of words of each prompt."""
@@ -88,16 +91,15 @@ class TinyBackbone(Backbone):
         return torch.cat([coords, words], 1)
 
     def predict(self, net, x, sigma, cond):
-        timestep = (sigma.to(x.dtype) * 1000).expand(x.shape[0])
-        inputs = torch.cat([x, self.condition_channels(x, cond)], 1)
-        return net(hidden_states=inputs, timestep=timestep, encoder_hidden_states=cond.to(x.dtype),
-                   return_dict=False)[0]
+        hidden, timestep, words = self.net_inputs(net, x, (sigma * 1000).expand(x.shape[0]), cond)
+        inputs = torch.cat([hidden, self.condition_channels(hidden, words)], 1)
+        return net(hidden_states=inputs, timestep=timestep, encoder_hidden_states=words, return_dict=False)[0].to(x)
 
     def encode_prompts(self, prompts):
         return self.encoder(list(prompts))
 
     def decode(self, latents):
-        return ((latents.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 4, 1)
+        return to_uint8_video(latents)
 
     def save_network(self, net, directory):
         super().save_network(net, directory)
@@ -109,6 +111,6 @@ class TinyBackbone(Backbone):
         if not (directory / "config.json").is_file():
             raise DCMError(f"no saved network in {directory} (config.json missing)")
         try:
-            return WanTransformer3DModel.from_pretrained(str(directory))
+            return WanTransformer3DModel.from_pretrained(str(directory)).to(self.device)
         except (OSError, ValueError, RuntimeError) as err:
             raise DCMError(f"cannot load network from {directory}: {err}") from err

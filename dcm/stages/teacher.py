@@ -1,9 +1,15 @@
 """Stage `teacher`: pretrain the tiny video teacher with flow matching, then check that its 50-step samples
-follow the prompts (colour, shape, motion direction) on the train and held-out prompts."""
+follow the prompts (colour, shape, motion direction) on the train and held-out prompts. A real backbone is
+not trained: its pretrained pipeline is loaded, probed for a finite velocity and recorded by reference."""
 
 from __future__ import annotations
 
+import time
 
+import torch
+
+from dcm.backbones import pretrained_adapter
+from dcm.backbones.diffusers_backbone import POINTER_FILE, write_pointer
 from dcm.backbones.tiny import TinyBackbone
 from dcm.data.procedural import vocabulary
 from dcm.data.prompts import load_split
@@ -18,12 +24,13 @@ from dcm.training import TrainLoop, adamw
 from dcm.video import save_filmstrip, save_gif
 
 MAX_WORDS = 5
+PROBE_PROMPT = "a red kite drifting over a green hill"
 
 
 def run(cfg: dict) -> None:
     if cfg["backbone"]["name"] != "tiny":
-        raise DCMError(f"backbone.name={cfg['backbone']['name']!r} is loaded from backbone.pretrained, "
-                       "not trained: the teacher stage only pretrains the tiny backbone")
+        record_pretrained(cfg)
+        return
     dataset = require(stage_dir(cfg, "dataset"), "dataset")
     clips = load_tensors(dataset / "clips.safetensors")["clips"]
     records = read_json(dataset / "prompts.json")["clips"]
@@ -57,3 +64,23 @@ def run(cfg: dict) -> None:
             save_gif(videos, work / f"samples_{split}.gif")
             save_filmstrip(videos, work / f"filmstrip_{split}.png")
         write_json(work / "prompt_following.json", report)
+
+
+def record_pretrained(cfg: dict) -> None:
+    """Load the pipeline at backbone.pretrained, check one teacher velocity at sigma = 1 is finite, and write
+    network/pretrained.json (path + config hash) for load_teacher, plus probe.json."""
+    backbone = pretrained_adapter(cfg["backbone"]["name"])(cfg["backbone"])
+    with stage_output(stage_dir(cfg, "teacher"), cfg) as work:
+        pointer = write_pointer(work / "network", cfg["backbone"]["pretrained"])
+        net = backbone.load_network(work / "network").eval().requires_grad_(False)
+        start = time.perf_counter()
+        with torch.no_grad():
+            velocity = backbone.predict(net, seeded_noise(backbone.latent_shape, [cfg["seed"]]), torch.ones(1),
+                                        backbone.encode_prompts([PROBE_PROMPT]))
+        if not torch.isfinite(velocity).all():
+            raise DCMError(f"backbone.pretrained={cfg['backbone']['pretrained']!r}: the teacher's velocity at "
+                           "sigma = 1 is not finite (check backbone.dtype and the weights)")
+        write_json(work / "probe.json", {
+            **pointer, "pointer_file": f"network/{POINTER_FILE}", "prompt": PROBE_PROMPT,
+            "latent_shape": list(backbone.latent_shape), "velocity_rms": velocity.float().pow(2).mean().sqrt().item(),
+            "parameters": sum(p.numel() for p in net.parameters()), "seconds": time.perf_counter() - start})

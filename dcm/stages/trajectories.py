@@ -7,7 +7,7 @@ import torch
 from tqdm.auto import tqdm
 
 from dcm.config import config_hash
-from dcm.data.prompts import load_split
+from dcm.data.prompts import load_captions
 from dcm.io import save_tensors, sha256, write_json
 from dcm.sampling import euler_sample, seeded_noise
 from dcm.stages.common import grid, load_teacher, require, stage_dir, stage_output
@@ -24,10 +24,10 @@ def trajectory_hash(cfg: dict) -> str:
 
 def run(cfg: dict) -> None:
     backbone, teacher = load_teacher(cfg)
-    factors = load_split(require(stage_dir(cfg, "dataset"), "dataset"), "train")
+    captions = load_captions(require(stage_dir(cfg, "dataset"), "dataset"), "train")
     tcfg, n = cfg["trajectories"], cfg["schedule"]["num_steps"]
-    jobs = [(f.caption, TRAJECTORY_SEED_OFFSET + k * tcfg["seeds_per_prompt"] + s)
-            for k, f in enumerate(factors) for s in range(tcfg["seeds_per_prompt"])]
+    jobs = [(caption, TRAJECTORY_SEED_OFFSET + k * tcfg["seeds_per_prompt"] + s)
+            for k, caption in enumerate(captions) for s in range(tcfg["seeds_per_prompt"])]
     sigmas, schedule, denoise = grid(cfg), list(range(n, -1, -1)), lambda x, s, c: backbone.predict(teacher, x, s, c)
     shards = []
     with stage_output(stage_dir(cfg, "trajectories"), cfg) as work:

@@ -1,0 +1,73 @@
+"""HunyuanVideo (HunyuanVideoTransformer3DModel, AutoencoderKLHunyuanVideo, Llama + CLIP text encoders): flow
+matching, velocity v = noise - x0 at timestep 1000 sigma, with the embedded guidance input 1000 g (the
+pipeline's `guidance` tensor; the authors distilled with g = 6, facts.md Sec. 1).
+
+Its conditioning is three tensors; the trajectory cache stores one, so they are packed into one (B, L+1, D+1)
+tensor: rows 0..L-1 hold the Llama states with the attention mask as the last column, row L the CLIP pooled
+embedding."""
+
+from __future__ import annotations
+
+import torch
+from diffusers import HunyuanVideoPipeline, HunyuanVideoTransformer3DModel
+
+from dcm.backbones.diffusers_backbone import DiffusersBackbone
+from dcm.errors import DCMError
+
+
+def pack_condition(embeds: torch.Tensor, mask: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+    """(B, L, D) states, (B, L) mask, (B, P) pooled with P <= D -> one (B, L+1, D+1) tensor."""
+    b, length, width = embeds.shape
+    if pooled.shape[-1] > width:
+        raise DCMError(f"pooled text embedding width {pooled.shape[-1]} exceeds the token width {width}")
+    packed = embeds.new_zeros(b, length + 1, width + 1)
+    packed[:, :length, :width] = embeds
+    packed[:, :length, width] = mask.to(embeds.dtype)
+    packed[:, length, :pooled.shape[-1]] = pooled
+    return packed
+
+
+def unpack_condition(packed: torch.Tensor, pooled_width: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Inverse of pack_condition: (states, mask as int64, pooled)."""
+    return packed[:, :-1, :-1], packed[:, :-1, -1].round().long(), packed[:, -1, :pooled_width]
+
+
+class HunyuanVideoBackbone(DiffusersBackbone):
+    """Adapter for HunyuanVideo (13B)."""
+
+    transformer_class = HunyuanVideoTransformer3DModel
+    default_max_sequence_length = 256  # HunyuanVideoPipeline.__call__ default
+    timestep_layer_names = ("time_text_embed", "norm_out", "proj_out")
+    attention_linear_names = ("to_q", "to_k", "to_v", "to_out.0")
+    blocks_attribute = "transformer_blocks"
+
+    def __init__(self, backbone_cfg: dict):
+        super().__init__(backbone_cfg)
+        self.guidance = backbone_cfg.get("guidance", 6.0)
+
+    def load_components(self):
+        self.pipeline = HunyuanVideoPipeline.from_pretrained(str(self.pretrained), transformer=None,
+                                                             dtype=self.dtype)
+        for encoder in (self.pipeline.text_encoder, self.pipeline.text_encoder_2):
+            encoder.to(self.device).eval().requires_grad_(False)
+        self.vae = self.pipeline.vae
+
+    @property
+    def compression(self):
+        return self.vae.config.latent_channels, self.vae.temporal_compression_ratio, self.vae.spatial_compression_ratio
+
+    @torch.no_grad()
+    def encode_prompts(self, prompts):
+        embeds, pooled, mask = self.pipeline.encode_prompt(list(prompts), max_sequence_length=self.max_sequence_length,
+                                                           device=self.device)
+        return pack_condition(embeds.float(), mask, pooled.float()).cpu()
+
+    def predict(self, net, x, sigma, cond):
+        embeds, mask, pooled = unpack_condition(cond, net.config.pooled_projection_dim)
+        b = x.shape[0]
+        hidden, timestep, guidance, embeds, pooled, mask = self.net_inputs(
+            net, x, (sigma * 1000).expand(b), torch.full((b,), self.guidance * 1000.0), embeds, pooled, mask)
+        out = net(hidden_states=hidden, timestep=timestep, encoder_hidden_states=embeds,
+                  encoder_attention_mask=mask, pooled_projections=pooled,
+                  guidance=guidance if net.config.guidance_embeds else None, return_dict=False)[0]
+        return out.to(x)

@@ -1,0 +1,53 @@
+"""Wan2.1 text-to-video (WanTransformer3DModel, AutoencoderKLWan, UMT5): flow matching with the repo's own
+convention, velocity v = noise - x0 at timestep 1000 sigma (diffusers' FlowMatchEulerDiscreteScheduler)."""
+
+from __future__ import annotations
+
+import torch
+from diffusers import WanPipeline, WanTransformer3DModel
+
+from dcm.backbones.diffusers_backbone import DiffusersBackbone
+
+
+class WanBackbone(DiffusersBackbone):
+    """Adapter for Wan2.1-T2V (the paper uses the 1.3B model)."""
+
+    transformer_class = WanTransformer3DModel
+    default_max_sequence_length = 512  # WanPipeline.__call__ default
+    timestep_layer_names = ("condition_embedder", "scale_shift_table", "norm_out", "proj_out")
+    attention_linear_names = ("to_q", "to_k", "to_v", "to_out.0")
+    blocks_attribute = "blocks"
+
+    def load_components(self):
+        self.pipeline = WanPipeline.from_pretrained(str(self.pretrained), transformer=None, dtype=self.dtype)
+        self.pipeline.text_encoder.to(self.device).eval().requires_grad_(False)
+        self.vae = self.pipeline.vae
+
+    @property
+    def compression(self):
+        config = self.vae.config
+        return config.z_dim, config.scale_factor_temporal, config.scale_factor_spatial
+
+    def _statistics(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = (1, self.vae.config.z_dim, 1, 1, 1)
+        return (torch.tensor(self.vae.config.latents_mean).view(shape).to(z),
+                torch.tensor(self.vae.config.latents_std).view(shape).to(z))
+
+    def latents_to_vae(self, latents):
+        mean, std = self._statistics(latents)
+        return latents * std + mean
+
+    def vae_to_latents(self, z):
+        mean, std = self._statistics(z)
+        return (z - mean) / std
+
+    @torch.no_grad()
+    def encode_prompts(self, prompts):
+        embeds, _ = self.pipeline.encode_prompt(list(prompts), do_classifier_free_guidance=False,
+                                                max_sequence_length=self.max_sequence_length, device=self.device)
+        return embeds.float().cpu()
+
+    def predict(self, net, x, sigma, cond):
+        hidden, timestep, text = self.net_inputs(net, x, (sigma * 1000).expand(x.shape[0]), cond)
+        out = net(hidden_states=hidden, timestep=timestep, encoder_hidden_states=text, return_dict=False)[0]
+        return out.to(x)

@@ -8,7 +8,6 @@ import copy
 from typing import Callable
 
 import torch
-from peft import LoraConfig
 from torch import nn
 
 from dcm.backbones.base import Backbone
@@ -95,6 +94,8 @@ class Expert(nn.Module):
 def attach_detail_expert(net: nn.Module, backbone: Backbone, rank: int, alpha: float) -> Expert:
     """Freeze `net` (the trained SemE), add LoRA to its attention linears and copies of its timestep layers;
     only those new parameters train (Sec. 3.3)."""
+    from peft import LoraConfig  # imported here: it costs seconds, and most stages never build a detail expert
+
     net.requires_grad_(False)
     net.add_adapter(LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(backbone.attention_linear_names),
                                init_lora_weights=True), adapter_name=DETAIL_ADAPTER)

@@ -4,7 +4,7 @@ discriminator, JSONL metrics, progress bar, and checkpoints that resume bit-for-
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from dcm import tracking
 from dcm.errors import DCMError
-from dcm.io import atomic_path, load_tensors, read_json, save_tensors, write_json
+from dcm.io import atomic_path, load_tensors, read_json, save_tensors, write_csv, write_json
 
 CHECKPOINT_DIR = "checkpoint"
 
@@ -52,7 +52,8 @@ class TrainLoop:
     ema: AveragedModel | None = None  # consistency target F^- (Eq. 4), updated after each step
     discriminator: Discriminator | None = None
     description: str = "train"
-    accelerator: Accelerator = field(default_factory=lambda: Accelerator(cpu=not torch.cuda.is_available()))
+    on_step: Callable[[int], None] | None = None  # called with the step count after each step (a probe)
+    accelerator: Accelerator | None = None  # default: one on the device the student already sits on
 
     def _modules(self) -> dict[str, nn.Module]:
         modules = {"student": self.student}
@@ -108,7 +109,12 @@ class TrainLoop:
         start = self._load_checkpoint(generator)
         metrics_path = self.out_dir / "metrics.jsonl"
         history = _read_metrics(metrics_path, keep=start)
+        if self.accelerator is None:
+            self.accelerator = Accelerator(cpu=next(self.student.parameters()).device.type == "cpu")
         self.student, self.optimizer = self.accelerator.prepare(self.student, self.optimizer)
+        for module in (self.ema, self.discriminator and self.discriminator.module):
+            if module is not None:
+                module.to(self.accelerator.device)  # in place: the optimisers keep their parameters
         trainable = [p for p in self.student.parameters() if p.requires_grad]
         with open(metrics_path, "w") as log:
             for line in history:
@@ -129,6 +135,8 @@ class TrainLoop:
                     self.accelerator.backward(d_loss)
                     self.discriminator.optimizer.step()
                     logs["d_loss"] = d_loss
+                if self.on_step is not None:
+                    self.on_step(step + 1)
                 logs = {k: float(v.detach()) if torch.is_tensor(v) else v for k, v in logs.items()}
                 line = {"step": step + 1, "loss": float(loss.detach()), "grad_norm": float(grad_norm), **logs}
                 history.append(line)
@@ -138,6 +146,7 @@ class TrainLoop:
                 bar.set_postfix(loss=f"{line['loss']:.4g}")
                 if (step + 1) % self.checkpoint_every == 0 or step + 1 == self.steps:
                     self._save_checkpoint(step + 1, generator)
+        write_csv(self.out_dir / "metrics.csv", history)  # the same curves as a table, for `dvc plots`
         return history
 
 

@@ -10,6 +10,7 @@ import torch
 from dcm.errors import DCMError
 from dcm.eval.distance import centroid_distance, feature_distance, per_video_rmse, pixel_rmse
 from dcm.io import atomic_path, load_tensors, read_json, write_json
+from dcm.report.tables import to_markdown
 from dcm.stages.common import grid, load_teacher, require, stage_dir, stage_output
 
 FEATURE_STRIDE = 1
@@ -60,12 +61,5 @@ def run(cfg: dict) -> None:
     with stage_output(stage_dir(cfg, "compare"), cfg) as work:
         write_json(work / "distances.json", {"reference": reference_name, "rows": rows})
         with atomic_path(work / "distances.md") as tmp:
-            tmp.write_text(markdown_table(rows))
+            tmp.write_text(to_markdown(rows, hide=()))
 
-
-def markdown_table(rows: list[dict]) -> str:
-    """The rows as a Markdown table, floats to 4 significant digits."""
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    cells = [[f"{r[k]:.4g}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in keys] for r in rows]
-    return "\n".join(["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)] +
-                     ["| " + " | ".join(c) + " |" for c in cells]) + "\n"

@@ -10,6 +10,8 @@ from dcm.backbones.base import Backbone
 from dcm.consistency import Adversarial, PhasedConsistency
 from dcm.errors import DCMError
 from dcm.experts import Expert
+from dcm.naming import seme_name
+from dcm.noise_probe import PROBE_FILE, training_probe
 from dcm.stages.common import grid, require, stage_dir
 from dcm.stages.trajectories import trajectory_hash
 from dcm.training import Discriminator as DiscriminatorStep
@@ -31,14 +33,15 @@ def variant_flags(cfg: dict, variant: str) -> dict:
 
 def seme_dir(cfg: dict, flags: dict) -> Path:
     """SemE output directory: one per temporal-coherence setting, shared by the variants that agree on it."""
-    return stage_dir(cfg, "seme", "tc" if flags["temporal_coherence"] else "plain")
+    return stage_dir(cfg, "seme", seme_name(flags))
 
 
 def train_consistency(cfg: dict, section: str, backbone: Backbone, student: Expert, edges: list[int],
                       index_range: tuple[int, int], work: Path, tc: bool = False,
-                      adversarial: Adversarial | None = None) -> list[dict]:
-    """Phased consistency distillation of `student` on cached pairs with n in index_range (Eq. 6/7)."""
-    scfg, dcfg = cfg[section], cfg["distill"]
+                      adversarial: Adversarial | None = None, probe: bool = False) -> list[dict]:
+    """Phased consistency distillation of `student` on cached pairs with n in index_range (Eq. 6/7); with
+    `probe`, the Fig. 2 noise-level probe (`<section>.probe_*`) writes noise_probe.json into `work`."""
+    scfg, dcfg, cache = cfg[section], cfg["distill"], load_cache(cfg)
     ema = make_ema(student, dcfg["ema_decay"]) if dcfg["target"] == "ema" else None
     target = (ema.module if ema is not None else student).denoiser(backbone)
     objective = PhasedConsistency(
@@ -49,12 +52,16 @@ def train_consistency(cfg: dict, section: str, backbone: Backbone, student: Expe
     if adversarial is not None:
         d_opt = adamw(adversarial.discriminator.parameters(), scfg["d_lr"], dcfg["weight_decay"], betas=(0.0, 0.999))
         discriminator = DiscriminatorStep(adversarial.discriminator, d_opt, adversarial.discriminator_loss)
+    on_step = training_probe(cfg, section, cache, lambda b: objective.generator_loss(b, None)[1]["consistency"],
+                             list(student.parameters()), grid(cfg), work / PROBE_FILE) if probe else None
+    if on_step is not None:
+        on_step(0)
     loop = TrainLoop(
         student=student, optimizer=adamw(student.parameters(), scfg["lr"], dcfg["weight_decay"]),
         objective=objective,
-        sample_batch=PairSampler(load_cache(cfg), index_range[0], index_range[1], scfg["batch_size"]),
+        sample_batch=PairSampler(cache, index_range[0], index_range[1], scfg["batch_size"]),
         out_dir=work, steps=scfg["steps"], seed=cfg["seed"], checkpoint_every=scfg["checkpoint_every"],
-        grad_clip=dcfg["grad_clip"], ema=ema, discriminator=discriminator, description=section)
+        grad_clip=dcfg["grad_clip"], ema=ema, discriminator=discriminator, description=section, on_step=on_step)
     return loop.run()
 
 

@@ -3,7 +3,6 @@ method starts from the same noise as the teacher."""
 
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 import torch
@@ -11,10 +10,13 @@ import torch
 from dcm.backbones.base import Backbone
 from dcm.baselines.lcm import LCMFunction, lcm_sample
 from dcm.data.procedural import Factors
-from dcm.data.prompts import load_split
+from dcm.data.prompts import load_captions
 from dcm.errors import DCMError
+from dcm.eval.latency import measure_latency
 from dcm.eval.prompt_following import prompt_following
+from dcm.expert_mix import mixed_denoiser
 from dcm.experts import Expert, attach_detail_expert, detail_state_dict, switch_experts
+from dcm.naming import parse_mixed_method
 from dcm.io import load_tensors, read_json, save_tensors, write_json
 from dcm.sampling import euler_sample, seeded_noise
 from dcm.solvers import dcm_edges, phased_schedule, uniform_edges
@@ -64,6 +66,9 @@ def method_sampler(cfg: dict, method: str, steps: int, backbone: Backbone, teach
         net = _load_net(backbone, stage_dir(cfg, "pcm", "network"), "pcm")
         schedule = phased_schedule(uniform_edges(n, cfg["pcm"]["phases"]), steps)
         return (lambda z, c: euler_sample(Expert(net).denoiser(backbone), z, c, sigmas, schedule)), schedule
+    mix = parse_mixed_method(method)
+    if mix is not None:
+        return _mixed_sampler(cfg, mix, steps, backbone)
     flags = variant_flags(cfg, method)
     schedule = phased_schedule(dcm_edges(n, kappa), steps)
     if not flags["decouple"]:
@@ -76,10 +81,30 @@ def method_sampler(cfg: dict, method: str, steps: int, backbone: Backbone, teach
     return (lambda z, c: euler_sample(denoiser, z, c, sigmas, schedule)), schedule
 
 
+def _mixed_sampler(cfg: dict, mix, steps: int, backbone: Backbone) -> tuple[Sampler, list[int]]:
+    """Fig. 3's mixtures: the semantic phase by SemE or VCM, the detail phase by DetE or VCM."""
+    sigmas, n, kappa = grid(cfg), cfg["schedule"]["num_steps"], cfg["schedule"]["kappa"]
+    flags = variant_flags(cfg, mix.variant)
+    if not flags["decouple"]:
+        raise DCMError(f"mixed method {mix!r} needs experts: variant {mix.variant!r} has decouple: false")
+
+    def semantic_net():
+        return _load_net(backbone, seme_dir(cfg, flags) / "network", "seme")
+
+    loaders = {
+        "vcm": lambda: Expert(_load_net(backbone, stage_dir(cfg, "vcm", "network"), "vcm")).denoiser(backbone),
+        "seme": lambda: Expert(semantic_net()).denoiser(backbone),
+        "dete": lambda: _detail_expert(cfg, backbone, mix.variant, flags, semantic_net()).denoiser(backbone),
+    }
+    schedule = phased_schedule(dcm_edges(n, kappa), steps)
+    denoiser = mixed_denoiser(mix, loaders, float(sigmas[kappa]))
+    return (lambda z, c: euler_sample(denoiser, z, c, sigmas, schedule)), schedule
+
+
 def sampling_prompts(cfg: dict, backbone: Backbone) -> tuple[list[str], torch.Tensor]:
     """The prompts to sample (sampling.prompts, else the configured split) and their embeddings."""
-    prompts = cfg["sampling"].get("prompts") or [
-        f.caption for f in load_split(require(stage_dir(cfg, "dataset"), "dataset"), cfg["sampling"]["split"])]
+    prompts = cfg["sampling"].get("prompts") or load_captions(require(stage_dir(cfg, "dataset"), "dataset"),
+                                                              cfg["sampling"]["split"])
     try:
         return prompts, backbone.encode_prompts(prompts)
     except DCMError as err:
@@ -90,20 +115,20 @@ def run(cfg: dict, method: str, steps: int) -> None:
     backbone, teacher = load_teacher(cfg)
     prompts, cond = sampling_prompts(cfg, backbone)
     sampler, schedule = method_sampler(cfg, method, steps, backbone, teacher)
-    latents, seconds = [], []
-    for seeds in sample_seeds(cfg, len(prompts)):
-        start = time.perf_counter()
-        latents.append(sampler(seeded_noise(backbone.latent_shape, seeds), cond))
-        seconds.append(time.perf_counter() - start)
-    latents = torch.cat(latents)
+    seeds = sample_seeds(cfg, len(prompts))
+    latents = torch.cat([sampler(seeded_noise(backbone.latent_shape, s), cond) for s in seeds])
     videos = backbone.decode(latents)
+    one_noise, one_cond = seeded_noise(backbone.latent_shape, seeds[0][:1]), cond[:1]
+    timing = cfg["sampling"]["latency"]
+    latency = measure_latency(lambda: backbone.decode(sampler(one_noise, one_cond)), timing["warmup"],
+                              timing["repeats"])
     with stage_output(stage_dir(cfg, "samples", f"{method}-{steps}"), cfg) as work:
         save_tensors(work / "samples.safetensors", {"latents": latents, "videos": videos})
         save_gif(videos, work / "samples.gif")
         save_filmstrip(videos, work / "filmstrip.png")
-        write_json(work / "meta.json", {
-            "method": method, "steps": steps, "schedule": schedule, "prompts": prompts,
-            "seeds": sample_seeds(cfg, len(prompts)), "seconds_per_batch": seconds, "batch_size": len(prompts)})
+        write_json(work / "meta.json", {"method": method, "steps": steps, "schedule": schedule, "prompts": prompts,
+                                        "seeds": seeds, "batch_size": len(prompts)})
+        write_json(work / "latency.json", {"method": method, "steps": steps, "per_video": latency})
         factors = [Factors.from_caption(p) for p in prompts] * len(cfg["sampling"]["seeds"])
         known = [k for k, f in enumerate(factors) if f is not None]
         if known:

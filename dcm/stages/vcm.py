@@ -1,5 +1,6 @@
 """Stage `vcm`: the vanilla consistency model of Table 3 row (1): one student, all parameters, trained on
-both phases with the same phase edges [N, kappa, 0] as DCM but no expert split."""
+both phases with the same phase edges [N, kappa, 0] as DCM but no expert split. On the way it probes the
+consistency loss and its gradient norm by noise level (Fig. 2, `vcm.probe_every`)."""
 
 from __future__ import annotations
 
@@ -13,5 +14,5 @@ def run(cfg: dict) -> None:
     student = fresh_student(backbone, teacher_network_dir(cfg))
     n, kappa = cfg["schedule"]["num_steps"], cfg["schedule"]["kappa"]
     with stage_output(stage_dir(cfg, "vcm"), cfg) as work:
-        train_consistency(cfg, "vcm", backbone, student, dcm_edges(n, kappa), (0, n), work)
+        train_consistency(cfg, "vcm", backbone, student, dcm_edges(n, kappa), (0, n), work, probe=True)
         backbone.save_network(student.net, work / "network")

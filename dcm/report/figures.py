@@ -1,0 +1,184 @@
+"""Figures of the paper from result files: Fig. 2 (b) noise-level probe, Fig. 5 weight difference, Fig. 10 (trajectory distance and kappa
+sweep) and the Fig. 3 / qualitative sample grids. Each writes one PNG atomically; line plots are
+LINE_FIGSIZE inches at DPI, sample grids are sized from their frames (see plot_sample_grid)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from dcm.errors import DCMError
+from dcm.io import atomic_path
+
+DPI = 100
+LINE_FIGSIZE = (9.0, 3.6)  # inches: 900 x 360 pixels at DPI
+GRID_LABEL_PX = 130  # left margin of a sample grid, for the method names
+GRID_TITLE_PX = 40  # top margin of a sample grid, for the prompt and frame numbers
+GRID_PAD_PX = 4  # white gap between frames
+
+
+def _save(fig, path) -> None:
+    """Write `fig` as PNG to `path` atomically, at its own size, and close it."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI)
+    plt.close(fig)
+
+
+def _require(data: dict, keys: tuple[str, ...], what: str) -> None:
+    """A clear error naming the first key of `keys` that `data` lacks."""
+    if not isinstance(data, dict):
+        raise DCMError(f"{what}: expected a dict, got {type(data).__name__}")
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise DCMError(f"{what}: missing key {missing[0]!r} (has {sorted(data)})")
+
+
+def _finite_matrix(values, rows: int, cols: int, name: str) -> np.ndarray:
+    """`values` as a (rows, cols) float array of finite numbers, or an error naming `name`."""
+    array = np.asarray(values, dtype=float)
+    if array.shape != (rows, cols):
+        raise DCMError(f"noise probe: {name!r} has shape {array.shape}, expected (steps, buckets) = {(rows, cols)}")
+    if not np.isfinite(array).all():
+        raise DCMError(f"noise probe: {name!r} holds non-finite values")
+    return array
+
+
+def plot_noise_probe(probe: dict, path) -> None:
+    """Fig. 2 (b): consistency loss and its gradient norm per noise-level bucket, one line per probed training
+    step coloured by training progress (the noise_probe.json of the vcm stage)."""
+    _require(probe, ("buckets", "steps", "loss", "grad_norm"), "noise probe")
+    steps, buckets = list(probe["steps"]), probe["buckets"]
+    if not steps or not buckets:
+        raise DCMError("noise probe: no probed steps or no buckets to plot")
+    panels = [("consistency loss", _finite_matrix(probe["loss"], len(steps), len(buckets), "loss")),
+              ("gradient norm", _finite_matrix(probe["grad_norm"], len(steps), len(buckets), "grad_norm"))]
+    labels = [f"{b['index_range'][0]}-{b['index_range'][1]}\n\u03c3 {b['sigma_range'][0]:.2f}-{b['sigma_range'][1]:.2f}"
+              for b in buckets]
+    colour = plt.get_cmap("viridis")
+    norm = matplotlib.colors.Normalize(vmin=min(steps), vmax=max(max(steps), min(steps) + 1))
+    fig, axes = plt.subplots(1, 2, figsize=LINE_FIGSIZE, dpi=DPI, layout="constrained")
+    for ax, (title, values) in zip(axes, panels):
+        for step, row in zip(steps, values):
+            ax.plot(range(len(buckets)), row, marker="o", ms=3, color=colour(norm(step)))
+        ax.set_xticks(range(len(buckets)), labels, fontsize=7)
+        ax.set_xlabel("noise-level bucket (grid index, sigma)")
+        ax.set_yscale("log" if (values > 0).all() else "linear")
+        ax.set_title(title)
+    fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=colour), ax=axes, label="training step")
+    _save(fig, path)
+
+
+def plot_trajectory_distance(data: dict, path) -> None:
+    """Fig. 10 (left): mean (+- std) normalised L1 distance of each teacher step n -> n-1, with the suggested and
+    (if given as `configured_kappa`) the configured kappa marked; sampling runs left to right (N -> 0)."""
+    _require(data, ("index", "mean", "std", "suggested_kappa", "space"), "trajectory distance")
+    index, mean, std = (np.asarray(data[k], dtype=float) for k in ("index", "mean", "std"))
+    if index.ndim != 1 or len(index) == 0 or mean.shape != index.shape or std.shape != index.shape:
+        raise DCMError(f"trajectory distance: 'index', 'mean' and 'std' must be equal-length non-empty lists, got "
+                       f"lengths {index.size}, {mean.size}, {std.size}")
+    if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+        raise DCMError("trajectory distance: 'mean' or 'std' holds non-finite values")
+    fig, ax = plt.subplots(figsize=LINE_FIGSIZE, dpi=DPI, layout="constrained")
+    ax.fill_between(index, mean - std, mean + std, color="#8fb3d9", alpha=0.5, lw=0)
+    ax.plot(index, mean, color="#1f3b5c", marker=".", label=f"mean over trajectories ({data['space']})")
+    ax.axvline(data["suggested_kappa"], color="#c0392b", ls="--", label=f"suggested \u03ba = {data['suggested_kappa']}")
+    if data.get("configured_kappa") is not None:
+        ax.axvline(data["configured_kappa"], color="#27ae60", ls=":", lw=2,
+                   label=f"configured \u03ba = {data['configured_kappa']}")
+    ax.invert_xaxis()
+    ax.set_xlabel("grid index n of the step n \u2192 n-1 (noise on the left)")
+    ax.set_ylabel("normalised L1 distance")
+    ax.set_title("L1 distance between adjacent teacher steps")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_kappa_quality(rows: list[dict], path, ylabel: str = "quality") -> None:
+    """Fig. 10 (right): a quality score against kappa, rows {"kappa", "mean", "std"} (std over seeds) as error bars."""
+    if not rows:
+        raise DCMError("kappa sweep: no rows to plot")
+    for row in rows:
+        _require(row, ("kappa", "mean", "std"), "kappa sweep row")
+        if not all(math.isfinite(float(row[k])) for k in ("kappa", "mean", "std")):
+            raise DCMError(f"kappa sweep row {row}: non-finite value")
+    rows = sorted(rows, key=lambda r: r["kappa"])
+    kappas, means, stds = ([float(r[k]) for r in rows] for k in ("kappa", "mean", "std"))
+    if len(set(kappas)) != len(kappas):
+        raise DCMError(f"kappa sweep: repeated kappa values {kappas}")
+    fig, ax = plt.subplots(figsize=LINE_FIGSIZE, dpi=DPI, layout="constrained")
+    ax.errorbar(kappas, means, yerr=stds, marker="o", capsize=4, color="#1f3b5c")
+    ax.set_xticks(kappas, [f"{k:g}" for k in kappas])
+    ax.set_xlabel("\u03ba")
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{ylabel} against \u03ba")
+    _save(fig, path)
+
+
+def plot_weight_difference(result: dict, path) -> None:
+    """Fig. 5: normalised L1 distance between the two experts per layer group (bars), each tensor a dot."""
+    groups = list(result["groups"])
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.bar(range(len(groups)), [result["groups"][g]["normalised_l1"] for g in groups], color="#8fb3d9")
+    for i, g in enumerate(groups):
+        values = [r["normalised_l1"] for r in result["tensors"] if r["group"] == g]
+        ax.scatter([i] * len(values), values, s=8, color="#1f3b5c", zorder=3)
+    ax.set_xticks(range(len(groups)), groups, fontsize=8)
+    ax.set_ylabel("normalised L1 distance")
+    ax.set_title("SemE vs DetE weights (two full experts)")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def sample_grid_size(methods: int, frames: int, height: int, width: int, scale: int) -> tuple[int, int]:
+    """(width, height) in pixels of plot_sample_grid's PNG for `methods` rows of `frames` frames."""
+    return (GRID_LABEL_PX + frames * (width * scale + GRID_PAD_PX),
+            GRID_TITLE_PX + methods * (height * scale + GRID_PAD_PX))
+
+
+def plot_sample_grid(sets: dict[str, torch.Tensor], path, prompts: list[str], video: int = 0, scale: int = 8) -> None:
+    """Fig. 3 / qualitative grid: one row per method (in the dict's order), the frames of video `video` (the
+    same noise and prompt in every set; seed-major, so its prompt is prompts[video % len(prompts)]) left to
+    right, each frame upscaled `scale` times with nearest neighbour."""
+    if not sets:
+        raise DCMError("sample grid: no sample sets given")
+    shape = None
+    for method, videos in sets.items():
+        if not torch.is_tensor(videos) or videos.dtype != torch.uint8 or videos.ndim != 5 or videos.shape[-1] != 3:
+            raise DCMError(f"sample grid: set {method!r} must be a uint8 tensor (B, T, H, W, 3), got "
+                           f"{getattr(videos, 'dtype', type(videos).__name__)} {tuple(getattr(videos, 'shape', ()))}")
+        if shape is not None and videos.shape[1:] != shape:
+            raise DCMError(f"sample grid: set {method!r} has frames {tuple(videos.shape[1:])}, others {tuple(shape)}")
+        if not 0 <= video < len(videos):
+            raise DCMError(f"sample grid: video {video} is outside set {method!r} of {len(videos)} videos")
+        shape = videos.shape[1:]
+    if not prompts:
+        raise DCMError("sample grid: no prompts given (the sets' meta.json 'prompts')")
+    if scale < 1:
+        raise DCMError(f"sample grid: scale={scale} must be at least 1")
+    frames, height, width, _ = shape
+    cell_h, cell_w = height * scale + GRID_PAD_PX, width * scale + GRID_PAD_PX
+    canvas = np.full((len(sets) * cell_h, frames * cell_w, 3), 255, dtype=np.uint8)
+    for r, videos in enumerate(sets.values()):
+        clip = videos[video].cpu().numpy().repeat(scale, axis=1).repeat(scale, axis=2)
+        for f in range(frames):
+            canvas[r * cell_h:r * cell_h + height * scale, f * cell_w:f * cell_w + width * scale] = clip[f]
+    size_w, size_h = sample_grid_size(len(sets), frames, height, width, scale)
+    fig = plt.figure(figsize=(size_w / DPI, size_h / DPI), dpi=DPI)
+    ax = fig.add_axes((GRID_LABEL_PX / size_w, 0, canvas.shape[1] / size_w, canvas.shape[0] / size_h))
+    ax.imshow(canvas, interpolation="nearest")
+    ax.set_yticks([r * cell_h + height * scale / 2 for r in range(len(sets))], list(sets), fontsize=9)
+    ax.set_xticks([f * cell_w + width * scale / 2 for f in range(frames)], [str(f) for f in range(frames)], fontsize=7)
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    fig.suptitle(f"\u201c{prompts[video % len(prompts)]}\u201d (frames left to right)", fontsize=9,
+                 y=1 - 4 / size_h, va="top")
+    _save(fig, Path(path))

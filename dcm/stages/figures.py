@@ -1,0 +1,32 @@
+"""Stage `figures`: the paper's figures as PNG from the run's result files: Fig. 2 (noise-level probe of the
+VCM run), Fig. 3 (VCM, SemE+VCM, VCM+DetE, SemE+DetE from the same noise), Fig. 5 (expert weight
+difference), Fig. 10 (adjacent-step distance and kappa) and a qualitative grid of the Table 1 methods."""
+
+from __future__ import annotations
+
+from dcm.io import load_tensors, read_json
+from dcm.report.figures import plot_noise_probe, plot_sample_grid, plot_trajectory_distance, plot_weight_difference
+from dcm.naming import FIGURE3_PANELS, table1_sets
+from dcm.stages.common import require, stage_dir, stage_output
+
+def _videos(cfg: dict, name: str):
+    directory = require(stage_dir(cfg, "samples", name), "sample")
+    return load_tensors(directory / "samples.safetensors")["videos"], read_json(directory / "meta.json")["prompts"]
+
+
+def run(cfg: dict) -> None:
+    steps = cfg["tables"]["ablation_steps"]
+    mix = {label: _videos(cfg, f"{method}-{steps}") for label, method in FIGURE3_PANELS.items()}
+    grid = {name: _videos(cfg, name) for name in table1_sets(cfg)}
+    prompts = next(iter(mix.values()))[1]
+    with stage_output(stage_dir(cfg, "figures"), cfg) as work:
+        plot_noise_probe(read_json(require(stage_dir(cfg, "vcm", "noise_probe.json"), "vcm")),
+                         work / "fig2_noise_probe.png")
+        plot_sample_grid({label: videos for label, (videos, _) in mix.items()}, work / "fig3_expert_mix.png", prompts)
+        plot_weight_difference(read_json(require(stage_dir(cfg, "weightdiff", "weight_difference.json"),
+                                                 "weightdiff")), work / "fig5_weight_difference.png")
+        plot_trajectory_distance(read_json(require(stage_dir(cfg, "trajdist", "trajectory_distance.json"),
+                                                   "trajdist")), work / "fig10_trajectory_distance.png")
+        for video in range(min(len(prompts), 4)):
+            plot_sample_grid({name: videos for name, (videos, _) in grid.items()},
+                             work / f"samples_prompt{video}.png", prompts, video=video)

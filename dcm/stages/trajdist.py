@@ -1,0 +1,20 @@
+"""Stage `trajdist`: the L1 distance between adjacent grid points of the cached teacher trajectories and the
+kappa it suggests, as JSON and the plot of the paper's Fig. 10 (left)."""
+
+from __future__ import annotations
+
+from dcm.eval.trajectory_distance import trajectory_distance
+from dcm.io import write_json
+from dcm.report.figures import plot_trajectory_distance
+from dcm.stages.common import grid, stage_dir, stage_output
+from dcm.stages.distill import load_cache
+
+
+def run(cfg: dict) -> None:
+    tcfg = cfg["trajdist"]
+    cache = load_cache(cfg)
+    data = trajectory_distance(cache.latents, grid(cfg), tcfg["space"], tcfg["detail_share"])
+    data["configured_kappa"] = cfg["schedule"]["kappa"]
+    with stage_output(stage_dir(cfg, "trajdist"), cfg) as work:
+        write_json(work / "trajectory_distance.json", data)
+        plot_trajectory_distance(data, work / "fig10.png")

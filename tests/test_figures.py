@@ -1,0 +1,106 @@
+"""Figures: each writes a PNG of the documented size and refuses malformed input by name."""
+
+import pytest
+import torch
+from PIL import Image
+
+from dcm.errors import DCMError
+from dcm.report.figures import (
+    DPI,
+    GRID_LABEL_PX,
+    GRID_PAD_PX,
+    GRID_TITLE_PX,
+    LINE_FIGSIZE,
+    plot_kappa_quality,
+    plot_noise_probe,
+    plot_sample_grid,
+    plot_trajectory_distance,
+    sample_grid_size,
+)
+
+LINE_PX = (round(LINE_FIGSIZE[0] * DPI), round(LINE_FIGSIZE[1] * DPI))
+
+
+def _png(path) -> Image.Image:
+    image = Image.open(path)
+    assert image.format == "PNG"
+    return image.convert("RGB")
+
+
+PROBE = {"buckets": [{"index_range": [0, 5], "sigma_range": [0.0, 0.4]},
+                     {"index_range": [5, 10], "sigma_range": [0.4, 1.0]}],
+         "steps": [0, 50, 100], "loss": [[0.1, 0.3], [0.05, 0.2], [0.04, 0.1]],
+         "grad_norm": [[1.0, 2.0], [0.5, 1.5], [0.4, 1.0]]}
+
+
+def test_noise_probe_plot(tmp_path):
+    plot_noise_probe(PROBE, tmp_path / "fig2.png")
+    assert _png(tmp_path / "fig2.png").size == LINE_PX
+    with pytest.raises(DCMError, match="'grad_norm'"):
+        plot_noise_probe({k: v for k, v in PROBE.items() if k != "grad_norm"}, tmp_path / "x.png")
+    with pytest.raises(DCMError, match=r"'loss' has shape \(3, 1\)"):
+        plot_noise_probe({**PROBE, "loss": [[0.1], [0.1], [0.1]]}, tmp_path / "x.png")
+    with pytest.raises(DCMError, match="non-finite"):
+        plot_noise_probe({**PROBE, "grad_norm": [[1.0, float("nan")]] * 3}, tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+
+
+TRAJ = {"space": "x0", "index": [1, 2, 3, 4], "mean": [0.01, 0.02, 0.1, 0.2], "std": [0.0, 0.01, 0.02, 0.02],
+        "suggested_kappa": 2, "configured_kappa": 3}
+
+
+def test_trajectory_distance_plot(tmp_path):
+    plot_trajectory_distance(TRAJ, tmp_path / "fig10.png")
+    assert _png(tmp_path / "fig10.png").size == LINE_PX
+    with pytest.raises(DCMError, match="'suggested_kappa'"):
+        plot_trajectory_distance({k: v for k, v in TRAJ.items() if k != "suggested_kappa"}, tmp_path / "x.png")
+    with pytest.raises(DCMError, match="equal-length"):
+        plot_trajectory_distance({**TRAJ, "std": [0.0]}, tmp_path / "x.png")
+
+
+def test_kappa_quality_plot(tmp_path):
+    rows = [{"kappa": 37, "mean": 0.8, "std": 0.01}, {"kappa": 28, "mean": 0.7, "std": 0.02}]
+    plot_kappa_quality(rows, tmp_path / "k.png", ylabel="total score")
+    assert _png(tmp_path / "k.png").size == LINE_PX
+    with pytest.raises(DCMError, match="no rows"):
+        plot_kappa_quality([], tmp_path / "x.png")
+    with pytest.raises(DCMError, match="'std'"):
+        plot_kappa_quality([{"kappa": 3, "mean": 1.0}], tmp_path / "x.png")
+    with pytest.raises(DCMError, match="repeated kappa"):
+        plot_kappa_quality(rows + [rows[0]], tmp_path / "x.png")
+
+
+def _solid(colour, videos=2, frames=3, size=4) -> torch.Tensor:
+    return torch.tensor(colour, dtype=torch.uint8).expand(videos, frames, size, size, 3).clone()
+
+
+def test_sample_grid_places_each_method_on_its_row_upscaled(tmp_path):
+    red, blue = _solid([255, 0, 0]), _solid([0, 0, 255])
+    red[1] = 0  # video 1 of the first set is black
+    scale = 5
+    plot_sample_grid({"vcm": red, "seme+dete": blue}, tmp_path / "grid.png", ["a red circle moving left"],
+                     video=0, scale=scale)
+    image = _png(tmp_path / "grid.png")
+    assert image.size == sample_grid_size(2, 3, 4, 4, scale) == (GRID_LABEL_PX + 3 * (4 * scale + GRID_PAD_PX),
+                                                                 GRID_TITLE_PX + 2 * (4 * scale + GRID_PAD_PX))
+    cell = 4 * scale + GRID_PAD_PX
+    for row, colour in ((0, (255, 0, 0)), (1, (0, 0, 255))):
+        for frame in range(3):
+            for dy, dx in ((1, 1), (4 * scale - 2, 4 * scale - 2)):  # both corners of the upscaled frame
+                assert image.getpixel((GRID_LABEL_PX + frame * cell + dx, GRID_TITLE_PX + row * cell + dy)) == colour
+    plot_sample_grid({"vcm": red}, tmp_path / "black.png", ["p"], video=1, scale=scale)
+    assert _png(tmp_path / "black.png").getpixel((GRID_LABEL_PX + 2, GRID_TITLE_PX + 2)) == (0, 0, 0)
+
+
+def test_sample_grid_rejects_bad_sets(tmp_path):
+    good = _solid([1, 2, 3])
+    with pytest.raises(DCMError, match="'lcm' must be a uint8"):
+        plot_sample_grid({"lcm": good.float()}, tmp_path / "x.png", ["p"])
+    with pytest.raises(DCMError, match="'pcm' has frames"):
+        plot_sample_grid({"lcm": good, "pcm": _solid([1, 2, 3], frames=5)}, tmp_path / "x.png", ["p"])
+    with pytest.raises(DCMError, match="video 7 is outside"):
+        plot_sample_grid({"lcm": good}, tmp_path / "x.png", ["p"], video=7)
+    with pytest.raises(DCMError, match="no sample sets"):
+        plot_sample_grid({}, tmp_path / "x.png", ["p"])
+    with pytest.raises(DCMError, match="no prompts"):
+        plot_sample_grid({"lcm": good}, tmp_path / "x.png", [])

@@ -1,0 +1,80 @@
+"""Tables 1 and 3 from result files, and the latency measurement behind Table 1's latency column."""
+
+import itertools
+
+import pytest
+
+from dcm.eval.latency import measure_latency
+from dcm.io import write_csv, write_json
+from dcm.naming import table1_sets
+from dcm.report.tables import seed_spread, table1_rows, table3_rows, to_markdown
+
+
+def test_latency_is_the_median_of_the_timed_repeats_after_warmup():
+    calls = []
+    ticks = iter([0.0, 3.0, 10.0, 11.0, 20.0, 22.0])  # durations 3, 1, 2 -> median 2
+    result = measure_latency(lambda: calls.append(1), warmup=2, repeats=3, clock=lambda: next(ticks))
+    assert len(calls) == 5  # 2 untimed warm-ups + 3 timed
+    assert result["seconds"] == [3.0, 1.0, 2.0]
+    assert (result["median_s"], result["min_s"], result["max_s"]) == (2.0, 1.0, 3.0)
+
+
+def test_latency_needs_a_timed_repeat():
+    with pytest.raises(ValueError, match="repeats"):
+        measure_latency(lambda: None, warmup=0, repeats=0)
+
+
+def _scores(totals):
+    return {"per_seed": [{"seed": k, "total": t, "quality": t + 0.1, "semantic": t - 0.1} for k, t in enumerate(totals)],
+            "frechet_to_real": 1.5}
+
+
+def test_seed_spread_is_mean_and_sample_std_in_percent():
+    mean, std, n = seed_spread(_scores([0.80, 0.82, 0.84]), "total")
+    assert n == 3
+    assert mean == pytest.approx(82.0)
+    assert std == pytest.approx(2.0)  # sqrt(((-2)^2 + 0 + 2^2) / (3 - 1))
+
+
+def _write_set(root, name, totals, median_s):
+    write_json(root / "eval" / name / "scores.json", _scores(totals))
+    write_json(root / "samples" / name / "latency.json", {"per_video": {"median_s": median_s}})
+
+
+def test_table1_rows_compare_every_method_with_the_teacher(tmp_path):
+    _write_set(tmp_path, "teacher-50", [0.9, 0.9], 5.0)
+    for (method, base), steps in itertools.product([("teacher", 0.5), ("lcm", 0.6), ("pcm", 0.7), ("dcm", 0.8)], [4]):
+        _write_set(tmp_path, f"{method}-{steps}", [base, base + 0.02], 0.5)
+    sets = table1_sets({"sampling": {"teacher_steps": 50, "steps": [4]}, "tables": {"method": "dcm"}})
+    assert sets == ["teacher-50", "teacher-4", "lcm-4", "pcm-4", "dcm-4"]
+    rows = table1_rows(tmp_path / "eval", tmp_path / "samples", sets)
+    assert [(r["method"], r["steps"]) for r in rows] == [("teacher", 50), ("teacher", 4), ("lcm", 4), ("pcm", 4),
+                                                        ("dcm", 4)]
+    dcm = rows[-1]
+    assert dcm["speedup"] == pytest.approx(10.0)
+    assert dcm["total"] == pytest.approx(81.0) and dcm["quality"] == pytest.approx(91.0)
+    assert dcm["total_std"] == pytest.approx(2 ** 0.5)  # values 80 and 82
+    assert dcm["seeds"] == 2 and dcm["frechet_to_real"] == 1.5
+
+
+def test_table3_rows_carry_the_ablation_switches(tmp_path):
+    variants = {"vcm": dict(decouple=False, parameter_efficient=False, temporal_coherence=False, gan=False),
+                "dcm": dict(decouple=True, parameter_efficient=True, temporal_coherence=True, gan=True)}
+    _write_set(tmp_path, "vcm-4", [0.7], 1.0)
+    _write_set(tmp_path, "dcm-4", [0.8], 1.0)
+    rows = table3_rows(tmp_path / "eval", variants, 4)
+    assert [r["row"] for r in rows] == ["(1)", "(2)"]
+    assert (rows[0]["OD"], rows[1]["OD"], rows[1]["GF"]) == (False, True, True)
+    markdown = to_markdown(rows)
+    assert "| (2) | dcm | ✓ | ✓ | ✓ | ✓ | 4 | 80.00 ± 0.00 |" in markdown
+    assert "total_std" not in markdown
+    write_csv(tmp_path / "t.csv", rows)
+    assert (tmp_path / "t.csv").read_text().splitlines()[0].startswith("row,variant,OD,PE,TC,GF,steps,total,total_std")
+
+
+def test_missing_scores_name_the_file(tmp_path):
+    from dcm.errors import DCMError
+
+    with pytest.raises(DCMError, match="scores.json"):
+        table3_rows(tmp_path / "eval", {"vcm": dict(decouple=False, parameter_efficient=False,
+                                                    temporal_coherence=False, gan=False)}, 4)

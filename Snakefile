@@ -14,6 +14,8 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/teacher.smk"
 include: "workflow/rules/distill.smk"
 include: "workflow/rules/sample.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
 
 
 onstart:
@@ -32,4 +34,9 @@ rule all:
     input:
         f"{RUN}/compare",
         f"{RUN}/weightdiff",
+        f"{RUN}/trajdist",
+        f"{RUN}/userstudy",
+        f"{RUN}/figures",
+        expand(f"{RUN}/tables/table{{t}}", t=["1", "3"]),
+        expand(f"{RUN}/eval/{{s}}", s=SAMPLE_SETS),
     default_target: True

@@ -15,8 +15,8 @@ from dcm.errors import DCMError
 log = logging.getLogger("dcm")
 
 STAGES = {
-    "dataset": "procedural clips and the train/eval prompt split",
-    "teacher": "pretrain the tiny teacher (flow matching) and check its prompt following",
+    "dataset": "train/eval prompts: procedural clips (tiny) or the lines of data.prompt_file (real backbones)",
+    "teacher": "pretrain the tiny teacher (flow matching), or check and point to a pretrained pipeline",
     "trajectories": "cache the teacher's 50-step ODE trajectories for every training prompt and seed",
     "seme": "train the semantic expert on [kappa, N] (Eq. 6, + Eq. 8 if the variant has TC)",
     "dete": "train the detail expert on [0, kappa] (Eq. 7, + Eq. 10 if the variant has GF)",
@@ -26,7 +26,12 @@ STAGES = {
     "pcm": "train the PCM baseline",
     "sample": "few-step (or teacher) sampling of one method at one step count",
     "compare": "distance of every sample set to the teacher's 50-step output from the same noise",
-    "all": "run every stage above in order on the config (skipping finished ones)",
+    "evaluate": "score one sample set: tinybench on the tiny backbone, VBench (own environment) on real ones",
+    "trajdist": "L1 distance between adjacent teacher steps along the cached trajectories and the kappa it suggests (Fig. 10)",
+    "userstudy": "blinded pairwise rater sheets (DCM vs LCM, DCM vs PCM) and their key, kept apart",
+    "table2": "aggregate returned user-study answers into Table 2 (share preferring DCM, 95% Wilson interval)",
+    "tables": "Table 1 or Table 3 as CSV and Markdown from the evaluation and latency files",
+    "figures": "the paper's figures (Fig. 2, 3, 5, 10 and sample grids) as PNG from the run's result files",
 }
 
 
@@ -39,12 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run config (YAML), e.g. config/config.yaml; repeat to deep-merge several in order")
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key, e.g. --set seme.steps=10 (repeatable)")
-        if name in ("seme", "dete", "all", "weightdiff"):
+        if name in ("seme", "dete", "weightdiff"):
             p.add_argument("--variant", default="od" if name == "weightdiff" else "dcm",
                            help="Table 3 variant from the config's `variants`")
-        if name == "sample":
-            p.add_argument("--method", required=True, help="teacher, lcm, pcm, or a variant name (e.g. dcm, vcm)")
+        if name in ("sample", "evaluate"):
+            p.add_argument("--method", required=True, help="teacher, lcm, pcm, a variant name (e.g. dcm, vcm) or an expert mix "
+                           "<seme|vcm>+<dete|vcm>[@variant] (Fig. 3)")
             p.add_argument("--steps", type=int, required=True, help="number of sampling steps")
+        if name == "tables":
+            p.add_argument("--table", required=True, choices=["1", "3"], help="which table of the paper")
     return parser
 
 
@@ -58,15 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         setup(cfg)
         log.info("CUDA_VISIBLE_DEVICES=%s SLURM_JOB_ID=%s", os.environ.get("CUDA_VISIBLE_DEVICES", ""),
                  os.environ.get("SLURM_JOB_ID", ""))
-        extra = {k: v for k, v in vars(args).items() if k in ("variant", "method", "steps")}
-        if args.stage == "all":
-            from dcm.stages import pipeline
-
-            with tracking.workflow_run(cfg, "python -m dcm all"):
-                pipeline.run(cfg, **extra)
-        else:
-            with tracking.stage_run(cfg, args.stage, **extra):
-                importlib.import_module(f"dcm.stages.{args.stage}").run(cfg, **extra)
+        extra = {k: v for k, v in vars(args).items() if k in ("variant", "method", "steps", "table")}
+        with tracking.stage_run(cfg, args.stage, **extra):
+            importlib.import_module(f"dcm.stages.{args.stage}").run(cfg, **extra)
     except DCMError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

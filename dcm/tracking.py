@@ -23,8 +23,16 @@ def tracking_uri(cfg: dict) -> str:
     return cfg["tracking"].get("uri") or f"sqlite:///{Path(cfg['results_dir']).resolve() / 'mlflow.db'}"
 
 
-def experiment_name(cfg: dict, stage: str, method: str | None = None, variant: str | None = None) -> str:
-    """Table 1 (methods), Table 3 (ablation variants) or setup (data and teacher)."""
+def experiment_name(cfg: dict, stage: str, method: str | None = None, variant: str | None = None,
+                    table: str | None = None) -> str:
+    """Table 1 (methods), Table 2 (user study), Table 3 (ablation variants), setup (data and teacher) or
+    analysis (figures and distances)."""
+    if table is not None:
+        return f"{cfg['name']}/{ {'1': 'table1', '3': 'table3-ablations'}[table]}"
+    if stage in ("userstudy", "table2"):
+        return f"{cfg['name']}/table2-userstudy"
+    if stage in ("compare", "weightdiff", "trajdist", "figures"):
+        return f"{cfg['name']}/analysis"
     name = method or variant or {"lcm": "lcm", "pcm": "pcm", "vcm": "vcm"}.get(stage)
     if name is None and stage in ("dataset", "teacher", "trajectories"):
         return f"{cfg['name']}/setup"
@@ -137,7 +145,7 @@ def stage_run(cfg: dict, stage: str, **labels):
         from mlflow.entities import Param
 
         client = _client(cfg)
-        name = experiment_name(cfg, stage, labels.get("method"), labels.get("variant"))
+        name = experiment_name(cfg, stage, labels.get("method"), labels.get("variant"), labels.get("table"))
         experiment = _experiment_id(client, cfg, name)
         run = client.create_run(experiment, run_name="-".join([stage, *map(str, labels.values())]), tags=tags)
         client.log_batch(run.info.run_id, params=[Param(k, v[:6000]) for k, v in flatten(cfg).items()])
@@ -179,17 +187,3 @@ def end_workflow_run(cfg: dict, status: str) -> None:
         with contextlib.suppress(Exception):
             _client(cfg).set_terminated(run_id, status)
 
-
-@contextlib.contextmanager
-def workflow_run(cfg: dict, name: str):
-    """`start_workflow_run` ... `end_workflow_run` around a block."""
-    run_id = start_workflow_run(cfg, name)
-    if run_id is None:
-        yield None
-        return
-    status = "FAILED"
-    try:
-        yield run_id
-        status = "FINISHED"
-    finally:
-        end_workflow_run(cfg, status)

@@ -5,6 +5,7 @@ import torch
 
 from dcm.backbones.tiny import TinyBackbone
 from dcm.data.procedural import vocabulary
+from tests.helpers import SMOKE as SMOKE_CONFIG
 
 torch.set_num_threads(2)
 
@@ -29,9 +30,10 @@ def cond(backbone):
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
-    """Results directory of one full `python -m dcm all` run on config/smoke.yaml."""
-    from tests.helpers import dcm
+    """Results directory of one full `snakemake` run (every rule, local executor) on config/smoke.yaml."""
+    from tests.helpers import snakemake
 
     results = tmp_path_factory.mktemp("results")
-    dcm("all", results=results)
+    proc = snakemake("--cores", "2", "--configfile", str(SMOKE_CONFIG), "--config", f"results_dir={results}")
+    assert proc.returncode == 0, proc.stderr[-4000:]
     return results / "smoke"

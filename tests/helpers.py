@@ -15,3 +15,10 @@ def dcm(*args: str, results: Path, check: bool = True, **kwargs) -> subprocess.C
     if check and proc.returncode != 0:
         raise AssertionError(f"{command} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return proc
+
+
+def snakemake(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
+    """Run snakemake from the repo root under a hard kill timeout (it ignores SIGTERM while waiting)."""
+    binary = Path(sys.executable).with_name("snakemake")
+    return subprocess.run(["timeout", "-s", "KILL", str(timeout), str(binary), *args], cwd=REPO,
+                          capture_output=True, text=True)

@@ -6,18 +6,30 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from dcm import tracking
+from dcm import naming, tracking
 from dcm.config import SCHEMA_PATH, check_consistency
-from dcm.stages import distill
 
 
 validate(config, str(SCHEMA_PATH))
 check_consistency(config, "snakemake config")
 
 RUN = f"{config['results_dir']}/{config['name']}"
+THREADS = config["threads"]  # each stage runs torch with this many threads
 VARIANTS = config["variants"]
 STEPS = config["sampling"]["steps"]
 TEACHER_STEPS = config["sampling"]["teacher_steps"]
+TABLE_SETS = {
+    "1": naming.table1_sets(config),
+    "3": [f"{v}-{config['tables']['ablation_steps']}" for v in VARIANTS],
+}
+SAMPLE_SETS = [f"teacher-{TEACHER_STEPS}"] + [
+    f"{m}-{k}" for k in STEPS for m in ["teacher", "lcm", "pcm", *VARIANTS]
+]
+FIGURE_SETS = naming.figure3_sets(config)
+USERSTUDY_SETS = sorted(
+    {f"{m}-{config['userstudy']['steps']}" for pair in config["userstudy"]["comparisons"] for m in pair}
+)
+ANSWERS_DIR = config["userstudy"].get("answers_dir") or f"{RUN}/userstudy-answers"
 
 # The stages read exactly what Snakemake read: the same config files, merged in the same order, plus
 # the --config overrides.
@@ -41,17 +53,21 @@ def res(rule, key, default):
 
 
 def resources_of(rule):
-    return dict(
+    """Generic Snakemake resources of `rule`; cluster specifics (partition, account) stay in the profile."""
+    resources = dict(
         gpu=res(rule, "gpu", 0),
         mem_mb=res(rule, "mem_mb", 4000),
         runtime=res(rule, "runtime", 60),
         cpus_per_task=res(rule, "cpus_per_task", config["threads"]),
     )
+    if resources["gpu"] and res(rule, "gpu_model", None):
+        resources["gpu_model"] = res(rule, "gpu_model", None)
+    return resources
 
 
 def seme_dir(variant):
     """SemE output of `variant`, by the package's own layout rule."""
-    return str(distill.seme_dir(config, VARIANTS[variant]))
+    return f"{RUN}/seme/{naming.seme_name(VARIANTS[variant])}"
 
 
 def seme_variant(tc):
@@ -62,13 +78,22 @@ def seme_variant(tc):
     raise ValueError(f"no decoupled variant with temporal coherence {tc}")
 
 
+def variant_inputs(variant):
+    """The trained networks of one Table 3 variant: VCM, or its SemE and DetE."""
+    if not VARIANTS[variant]["decouple"]:
+        return [f"{RUN}/vcm"]
+    return [seme_dir(variant), f"{RUN}/dete/{variant}"]
+
+
 def method_inputs(wildcards):
-    """What `sample` needs for one method: its trained networks (none for the teacher)."""
+    """What `sample` needs for one method: its trained networks (none for the teacher); an expert mix of
+    Fig. 3 needs VCM and its variant's experts."""
     method = wildcards.method
     if method == "teacher":
         return []
     if method in ("lcm", "pcm"):
         return [f"{RUN}/{method}"]
-    if not VARIANTS[method]["decouple"]:
-        return [f"{RUN}/vcm"]
-    return [seme_dir(method), f"{RUN}/dete/{method}"]
+    mix = naming.parse_mixed_method(method)
+    if mix is not None:
+        return [f"{RUN}/vcm", *variant_inputs(mix.variant)]
+    return variant_inputs(method)

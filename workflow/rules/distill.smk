@@ -12,6 +12,7 @@ rule seme:
         f"{RUN}/logs/seme-{{tc}}.log",
     benchmark:
         f"{RUN}/benchmarks/seme-{{tc}}.tsv"
+    threads: THREADS
     resources:
         **resources_of("seme"),
     shell:
@@ -29,6 +30,7 @@ rule dete:
         f"{RUN}/logs/dete-{{variant}}.log",
     benchmark:
         f"{RUN}/benchmarks/dete-{{variant}}.tsv"
+    threads: THREADS
     resources:
         **resources_of("dete"),
     shell:
@@ -45,6 +47,7 @@ rule weightdiff:
         f"{RUN}/logs/weightdiff.log",
     benchmark:
         f"{RUN}/benchmarks/weightdiff.tsv"
+    threads: THREADS
     resources:
         **resources_of("weightdiff"),
     shell:
@@ -63,6 +66,7 @@ rule baseline:
         f"{RUN}/logs/{{baseline}}.log",
     benchmark:
         f"{RUN}/benchmarks/{{baseline}}.tsv"
+    threads: THREADS
     resources:
         **resources_of("baseline"),
     shell:

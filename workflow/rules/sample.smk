@@ -1,8 +1,3 @@
-SAMPLE_SETS = [f"teacher-{TEACHER_STEPS}"] + [
-    f"{m}-{k}" for k in STEPS for m in ["teacher", "lcm", "pcm", *VARIANTS]
-]
-
-
 rule sample:
     input:
         f"{RUN}/teacher",
@@ -10,12 +5,13 @@ rule sample:
     output:
         directory(f"{RUN}/samples/{{method}}-{{steps}}"),
     wildcard_constraints:
-        method="[A-Za-z0-9_]+",
+        method=r"[A-Za-z0-9_+@]+",
         steps=r"\d+",
     log:
         f"{RUN}/logs/sample-{{method}}-{{steps}}.log",
     benchmark:
         f"{RUN}/benchmarks/sample-{{method}}-{{steps}}.tsv"
+    threads: THREADS
     resources:
         **resources_of("sample"),
     shell:
@@ -31,6 +27,7 @@ rule compare:
         f"{RUN}/logs/compare.log",
     benchmark:
         f"{RUN}/benchmarks/compare.tsv"
+    threads: THREADS
     resources:
         **resources_of("compare"),
     shell:

@@ -5,6 +5,7 @@ rule dataset:
         f"{RUN}/logs/dataset.log",
     benchmark:
         f"{RUN}/benchmarks/dataset.tsv"
+    threads: THREADS
     resources:
         **resources_of("dataset"),
     shell:
@@ -20,6 +21,7 @@ rule teacher:
         f"{RUN}/logs/teacher.log",
     benchmark:
         f"{RUN}/benchmarks/teacher.tsv"
+    threads: THREADS
     resources:
         **resources_of("teacher"),
     shell:
@@ -36,6 +38,7 @@ rule trajectories:
         f"{RUN}/logs/trajectories.log",
     benchmark:
         f"{RUN}/benchmarks/trajectories.tsv"
+    threads: THREADS
     resources:
         **resources_of("trajectories"),
     shell:

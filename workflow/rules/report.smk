@@ -1,0 +1,85 @@
+rule table:
+    input:
+        lambda w: expand(f"{RUN}/eval/{{s}}", s=TABLE_SETS[w.table]),
+        lambda w: expand(f"{RUN}/samples/{{s}}", s=TABLE_SETS[w.table]),
+    output:
+        report(
+            directory(f"{RUN}/tables/table{{table}}"),
+            patterns=["{name}.md"],
+            caption="../report/tables.rst",
+            category="Tables",
+        ),
+    wildcard_constraints:
+        table="1|3",
+    log:
+        f"{RUN}/logs/table{{table}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/table{{table}}.tsv"
+    threads: THREADS
+    resources:
+        **resources_of("tables"),
+    shell:
+        dcm("tables") + " --table {wildcards.table} > {log:q} 2>&1"
+
+
+rule userstudy:
+    input:
+        expand(f"{RUN}/samples/{{s}}", s=USERSTUDY_SETS),
+    output:
+        directory(f"{RUN}/userstudy"),
+    log:
+        f"{RUN}/logs/userstudy.log",
+    benchmark:
+        f"{RUN}/benchmarks/userstudy.tsv"
+    threads: THREADS
+    resources:
+        **resources_of("userstudy"),
+    shell:
+        dcm("userstudy") + " > {log:q} 2>&1"
+
+
+# Not in the default target: it needs the raters' answer files (see README, "User study").
+rule table2:
+    input:
+        f"{RUN}/userstudy",
+        ANSWERS_DIR,
+    output:
+        report(
+            directory(f"{RUN}/tables/table2"),
+            patterns=["{name}.md"],
+            caption="../report/tables.rst",
+            category="Tables",
+        ),
+    log:
+        f"{RUN}/logs/table2.log",
+    benchmark:
+        f"{RUN}/benchmarks/table2.tsv"
+    threads: THREADS
+    resources:
+        **resources_of("tables"),
+    shell:
+        dcm("table2") + " > {log:q} 2>&1"
+
+
+rule figures:
+    input:
+        f"{RUN}/vcm",
+        f"{RUN}/weightdiff",
+        f"{RUN}/trajdist",
+        expand(f"{RUN}/samples/{{s}}", s=FIGURE_SETS + TABLE_SETS["1"]),
+    output:
+        report(
+            directory(f"{RUN}/figures"),
+            patterns=["{name}.png"],
+            caption="../report/figures.rst",
+            category="Figures",
+        ),
+    log:
+        f"{RUN}/logs/figures.log",
+    benchmark:
+        f"{RUN}/benchmarks/figures.tsv"
+    threads: THREADS
+    resources:
+        **resources_of("figures"),
+    shell:
+        dcm("figures") + " > {log:q} 2>&1"

@@ -77,3 +77,12 @@ def test_artifacts_stay_under_the_results_directory(client, smoke_run):
         location = client.get_experiment_by_name(name).artifact_location
         assert location.startswith((smoke_run.parent / "mlartifacts").as_uri()), location
     assert any((smoke_run.parent / "mlartifacts").rglob("meta.json"))
+
+
+def test_evaluation_scores_are_run_metrics(client):
+    runs = _runs(client, "smoke/table1")
+    evaluation = next(r for r in runs if r.data.tags["stage"] == "evaluate" and r.data.tags["method"] == "dcm")
+    assert {"total", "quality", "semantic", "dim/temporal_flickering"} <= set(evaluation.data.metrics)
+    assert 0 <= evaluation.data.metrics["total"] <= 1
+    tables = _runs(client, "smoke/table3-ablations")
+    assert any(r.data.tags["stage"] == "tables" for r in tables)

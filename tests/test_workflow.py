@@ -54,3 +54,13 @@ def test_snakemake_invocation_is_the_parent_run_of_its_stage_runs(smoke_run):
     setup = client.search_runs([client.get_experiment_by_name("smoke/setup").experiment_id])
     assert {r.data.tags["stage"] for r in setup} == {"dataset", "teacher", "trajectories"}
     assert all(r.data.tags["mlflow.parentRunId"] == first.info.run_id for r in setup)
+
+
+def test_report_holds_the_tables_and_figures(smoke_run):
+    report = smoke_run.parent / "report.html"
+    proc = snakemake("--report", str(report), "--configfile", str(SMOKE), "--config",
+                     f"results_dir={smoke_run.parent}", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = report.read_text(errors="replace")
+    for name in ("table1.md", "table3.md", "fig2_noise_probe.png", "fig10_trajectory_distance.png"):
+        assert name in html, name

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from dcm import tracking
 from dcm.data.procedural import Factors, make_clips
 from dcm.errors import DCMError
 from dcm.eval import tinybench, vbench
@@ -102,6 +103,14 @@ def _markdown(scores: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def score_metrics(scores: dict) -> dict[str, float]:
+    """The scores as flat MLflow metrics: total, quality, semantic, each dimension, distances."""
+    metrics = {key: scores[key] for key in ("total", "quality", "semantic", "frechet_to_real", "rmse_to_teacher")
+               if isinstance(scores.get(key), (int, float))}
+    metrics.update({f"dim/{name}": value for name, value in scores["dimensions"].items()})
+    return metrics
+
+
 def run(cfg: dict, method: str, steps: int) -> None:
     name = f"{method}-{steps}"
     samples = require(stage_dir(cfg, "samples", name), "sample")
@@ -121,5 +130,6 @@ def run(cfg: dict, method: str, steps: int) -> None:
         scores.update(backend=backend, samples=name, method=method, steps=steps, prompts=len(prompts), seeds=seeds,
                       videos=len(videos))
         write_json(work / "scores.json", scores)
+        tracking.current().log_metrics(score_metrics(scores), step=0)
         with atomic_path(work / "scores.md") as tmp:
             tmp.write_text(_markdown(scores))

@@ -64,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         from dcm.stages.common import setup
 
         setup(cfg)
-        log.info("CUDA_VISIBLE_DEVICES=%s SLURM_JOB_ID=%s", os.environ.get("CUDA_VISIBLE_DEVICES", ""),
-                 os.environ.get("SLURM_JOB_ID", ""))
+        log.info("CUDA_VISIBLE_DEVICES=%s SLURM_JOB_ID=%s RANK=%s WORLD_SIZE=%s",
+                 os.environ.get("CUDA_VISIBLE_DEVICES", ""), os.environ.get("SLURM_JOB_ID", ""),
+                 os.environ.get("RANK", "0"), os.environ.get("WORLD_SIZE", "1"))
         extra = {k: v for k, v in vars(args).items() if k in ("variant", "method", "steps", "table")}
         with tracking.stage_run(cfg, args.stage, **extra):
             importlib.import_module(f"dcm.stages.{args.stage}").run(cfg, **extra)

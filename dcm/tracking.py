@@ -12,6 +12,8 @@ import time
 import warnings
 from pathlib import Path
 
+from dcm import distributed
+
 PARENT_ENV = "DCM_PARENT_RUN_ID"
 ARTIFACT_SUFFIXES = {".json", ".jsonl", ".md", ".csv", ".gif", ".png", ".yaml", ".html"}
 ARTIFACT_MAX_BYTES = 5 << 20
@@ -132,7 +134,7 @@ def _experiment_id(client, cfg: dict, name: str) -> str:
 def stage_run(cfg: dict, stage: str, **labels):
     """Open an MLflow run for one stage and make it `current()` for the duration."""
     global _current
-    if not cfg["tracking"]["enabled"]:
+    if not cfg["tracking"]["enabled"] or not distributed.is_main():  # one run per stage, from the main process
         yield _current
         return
     labels = {k: v for k, v in labels.items() if v is not None}

@@ -3,6 +3,7 @@ discriminator, JSONL metrics, progress bar, and checkpoints that resume bit-for-
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +15,12 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from dcm import tracking
+from dcm import distributed, tracking
 from dcm.errors import DCMError
 from dcm.io import atomic_path, load_tensors, read_json, save_tensors, write_csv, write_json
 
 CHECKPOINT_DIR = "checkpoint"
+RANK_SEED_STRIDE = 1_000_003  # separates the batch streams of the processes of a multi-GPU launch
 
 
 class Objective(Protocol):
@@ -103,28 +105,38 @@ class TrainLoop:
         return int(progress["step"])
 
     def run(self) -> list[dict]:
-        """Train to `steps`, appending one JSON line of metrics per step to metrics.jsonl; return all lines."""
+        """Train to `steps`, appending one JSON line of metrics per step to metrics.jsonl; return all lines.
+
+        Under torchrun every process draws its own batches (`batch_size` per process) and gradients are
+        averaged across processes before each optimiser step; only the main process writes. A resumed
+        multi-process run continues the main process's random stream exactly, the others' from a reseed.
+        """
         self.out_dir.mkdir(parents=True, exist_ok=True)
         generator = torch.Generator().manual_seed(self.seed)
         start = self._load_checkpoint(generator)
+        if not distributed.is_main():
+            generator.manual_seed(self.seed + RANK_SEED_STRIDE * distributed.rank() + start)
         metrics_path = self.out_dir / "metrics.jsonl"
         history = _read_metrics(metrics_path, keep=start)
         if self.accelerator is None:
             self.accelerator = Accelerator(cpu=next(self.student.parameters()).device.type == "cpu")
-        self.student, self.optimizer = self.accelerator.prepare(self.student, self.optimizer)
-        for module in (self.ema, self.discriminator and self.discriminator.module):
+        if distributed.world_size() == 1:  # several processes average gradients by hand: the objective calls
+            # the student through closures, not a wrapped forward, so a DistributedDataParallel would not sync
+            self.student, self.optimizer = self.accelerator.prepare(self.student, self.optimizer)
+        for module in (self.student, self.ema, self.discriminator and self.discriminator.module):
             if module is not None:
                 module.to(self.accelerator.device)  # in place: the optimisers keep their parameters
         trainable = [p for p in self.student.parameters() if p.requires_grad]
-        with open(metrics_path, "w") as log:
-            for line in history:
+        with open(metrics_path, "w") if distributed.is_main() else contextlib.nullcontext() as log:
+            for line in history if log else []:
                 log.write(json.dumps(line) + "\n")
             bar = tqdm(range(start, self.steps), initial=start, total=self.steps, desc=self.description,
-                       dynamic_ncols=True, disable=not self.accelerator.is_main_process)
+                       dynamic_ncols=True, disable=not distributed.is_main())
             for step in bar:
                 loss, logs = self.objective.generator_loss(self.sample_batch(generator), generator)
                 self.optimizer.zero_grad(set_to_none=True)
                 self.accelerator.backward(loss)
+                distributed.average_gradients(trainable)
                 grad_norm = self.accelerator.clip_grad_norm_(trainable, self.grad_clip or float("inf"))
                 self.optimizer.step()
                 if self.ema is not None:
@@ -133,6 +145,7 @@ class TrainLoop:
                     d_loss = self.discriminator.loss()
                     self.discriminator.optimizer.zero_grad(set_to_none=True)
                     self.accelerator.backward(d_loss)
+                    distributed.average_gradients(list(self.discriminator.module.parameters()))
                     self.discriminator.optimizer.step()
                     logs["d_loss"] = d_loss
                 if self.on_step is not None:
@@ -141,12 +154,16 @@ class TrainLoop:
                 line = {"step": step + 1, "loss": float(loss.detach()), "grad_norm": float(grad_norm), **logs}
                 history.append(line)
                 tracking.current().log_metrics(line, step + 1)
-                log.write(json.dumps(line) + "\n")
-                log.flush()
                 bar.set_postfix(loss=f"{line['loss']:.4g}")
+                if log:
+                    log.write(json.dumps(line) + "\n")
+                    log.flush()
                 if (step + 1) % self.checkpoint_every == 0 or step + 1 == self.steps:
-                    self._save_checkpoint(step + 1, generator)
-        write_csv(self.out_dir / "metrics.csv", history)  # the same curves as a table, for `dvc plots`
+                    if distributed.is_main():
+                        self._save_checkpoint(step + 1, generator)
+                    distributed.barrier()
+        if distributed.is_main():
+            write_csv(self.out_dir / "metrics.csv", history)  # the same curves as a table, for `dvc plots`
         return history
 
 

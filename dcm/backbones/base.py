@@ -8,11 +8,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from dcm import distributed
+
 
 def resolve_device(name: str) -> torch.device:
-    """The torch device `backbone.device` names; `auto` is cuda when available, else cpu."""
+    """The torch device `backbone.device` names; `auto` is cuda when available, else cpu. Under torchrun
+    each process takes the GPU of its local rank."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        return torch.device("cuda", distributed.local_rank())
     return torch.device(name)
 
 

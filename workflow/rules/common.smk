@@ -34,16 +34,22 @@ ANSWERS_DIR = config["userstudy"].get("answers_dir") or f"{RUN}/userstudy-answer
 # The stages read exactly what Snakemake read: the same config files, merged in the same order, plus
 # the --config overrides.
 _files = workflow.config_settings.configfiles or [Path("config/config.yaml").resolve()]
-DCM = " ".join(
-    [f"{shlex.quote(sys.executable)} -m dcm {{stage}}"]
-    + [f"--config {shlex.quote(str(f))}" for f in _files]
+PYTHON = shlex.quote(sys.executable)
+CONFIG_ARGS = " ".join(
+    [f"--config {shlex.quote(str(f))}" for f in _files]
     + [f"--set {shlex.quote(f'{k}={json.dumps(v)}')}" for k, v in workflow.config_settings.config.items()]
 )
+TRAINING_RULES = {"teacher", "seme", "dete", "baseline"}
 
 
-def dcm(stage):
-    """The shell command of one stage, with the workflow's config."""
-    return DCM.format(stage=stage)
+def dcm(stage, rule=None):
+    """The shell command of one stage with the workflow's config. A training rule given several GPUs starts
+    one process per GPU with torchrun; the training loop averages gradients across them."""
+    gpus = res(rule or stage, "gpu", 0)
+    launch = PYTHON
+    if (rule or stage) in TRAINING_RULES and gpus > 1:
+        launch += f" -m torch.distributed.run --standalone --nproc-per-node {gpus}"
+    return f"{launch} -m dcm {stage} {CONFIG_ARGS}"
 
 
 def res(rule, key, default):

@@ -70,4 +70,4 @@ rule baseline:
     resources:
         **resources_of("baseline"),
     shell:
-        dcm("{wildcards.baseline}") + " > {log:q} 2>&1"
+        dcm("{wildcards.baseline}", rule="baseline") + " > {log:q} 2>&1"

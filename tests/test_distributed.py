@@ -14,6 +14,7 @@ from dcm.io import load_tensors
 from tests.helpers import REPO, SMOKE, dcm, snakemake
 
 AVERAGE = """
+import json, sys
 import torch
 from accelerate import Accelerator
 from dcm import distributed
@@ -21,7 +22,8 @@ accelerator = Accelerator(cpu=True)
 p = torch.nn.Parameter(torch.zeros(2))
 p.grad = torch.full((2,), 1.0 + 2.0 * distributed.rank())  # 1 on rank 0, 3 on rank 1
 distributed.average_gradients([p])
-print("grad", p.grad.tolist())
+with open(f"{sys.argv[1]}/rank{distributed.rank()}.json", "w") as f:  # own file: the processes share stdout
+    json.dump(p.grad.tolist(), f)
 """
 
 
@@ -37,9 +39,9 @@ def torchrun(*args: str, cwd=REPO, timeout: int = 600) -> subprocess.CompletedPr
 def test_gradients_are_averaged_over_processes(tmp_path):
     script = tmp_path / "average.py"
     script.write_text(AVERAGE)
-    proc = torchrun(str(script))
+    proc = torchrun(str(script), str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.count("grad [2.0, 2.0]") == 2  # (1 + 3) / 2 in both processes
+    assert [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)] == [[2.0, 2.0]] * 2  # (1 + 3) / 2
 
 
 @pytest.fixture(scope="module")

@@ -53,3 +53,9 @@ def table1_sets(cfg: dict) -> list[str]:
 def figure3_sets(cfg: dict) -> list[str]:
     """Fig. 3's sample sets, at the ablation's step count."""
     return [f"{m}-{cfg['tables']['ablation_steps']}" for m in FIGURE3_PANELS.values()]
+
+
+def seed_slices(prompts: int, seeds: int) -> list[slice]:
+    """The videos of each sampling seed in a sample set, which is seed-major: video k * prompts + i is prompt i
+    under seed k."""
+    return [slice(k * prompts, (k + 1) * prompts) for k in range(seeds)]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from dcm import tracking
+from dcm import distributed, tracking
 from dcm.errors import DCMError
 from dcm.io import read_json, write_json
 from dcm.solvers import uniform_edges
@@ -101,9 +101,10 @@ class NoiseProbe:
 
 def training_probe(cfg: dict, section: str, cache: TrajectoryCache, consistency_loss: Callable[[object], torch.Tensor],
                    params: list[torch.Tensor], sigmas: torch.Tensor, path: Path) -> NoiseProbe | None:
-    """The probe configured by `<section>.probe_every/probe_buckets/probe_batch_size`, or None when off."""
+    """The probe configured by `<section>.probe_every/probe_buckets/probe_batch_size`, or None when off and in
+    every process of a multi-GPU launch but the main one (which measures and writes it alone)."""
     scfg = cfg[section]
-    if not scfg.get("probe_every"):
+    if not scfg.get("probe_every") or not distributed.is_main():
         return None
     ranges = bucket_ranges(cache.num_steps, scfg["probe_buckets"])
     return NoiseProbe(loss_fn=consistency_loss, params=[p for p in params if p.requires_grad],

@@ -10,6 +10,7 @@ import torch
 from dcm.errors import DCMError
 from dcm.eval.distance import centroid_distance, feature_distance, per_video_rmse, pixel_rmse
 from dcm.io import atomic_path, load_tensors, read_json, write_json
+from dcm.naming import seed_slices
 from dcm.report.tables import to_markdown
 from dcm.stages.common import grid, load_teacher, require, stage_dir, stage_output
 
@@ -39,7 +40,7 @@ def run(cfg: dict) -> None:
         following_path = directory / "prompt_following.json"
         following = read_json(following_path) if following_path.is_file() else {}
         features = _teacher_features(backbone, teacher, tensors["latents"], cond, sigma)
-        per_seed = [slice(k * len(meta["prompts"]), (k + 1) * len(meta["prompts"])) for k in range(len(meta["seeds"]))]
+        per_seed = seed_slices(len(meta["prompts"]), len(meta["seeds"]))
         rmse = [pixel_rmse(tensors["videos"][s], reference["videos"][s]) for s in per_seed]
         feature = [feature_distance([f[s] for f in features], [f[s] for f in ref_features]) for s in per_seed]
         rows.append({

@@ -16,16 +16,12 @@ from dcm.errors import DCMError
 from dcm.eval import tinybench, vbench
 from dcm.eval.distance import per_video_rmse
 from dcm.io import atomic_path, load_tensors, read_json, write_json
+from dcm.naming import seed_slices
 from dcm.report.tables import to_markdown
 from dcm.stages.common import require, stage_dir, stage_output
 from dcm.video import to_uint8_video
 
 SUMMARY = ("quality", "semantic", "total")
-
-
-def _seed_slices(prompts: int, seeds: int) -> list[slice]:
-    """Videos of each sampling seed: the sample sets are seed-major (video k * prompts + i)."""
-    return [slice(k * prompts, (k + 1) * prompts) for k in range(seeds)]
 
 
 def _factors(prompts: list[str]) -> list[Factors]:
@@ -60,7 +56,7 @@ def _tinybench(cfg: dict, videos: torch.Tensor, prompts: list[str], seeds: int) 
     _, real_descriptors = score(real, real_factors)
     return {**tinybench.summarise(per_video),
             "per_seed": [tinybench.summarise({d: v[s] for d, v in per_video.items()})
-                         for s in _seed_slices(len(prompts), seeds)],
+                         for s in seed_slices(len(prompts), seeds)],
             "frechet_to_real": tinybench.frechet_distance(descriptors, real_descriptors),
             "frechet_descriptor": list(tinybench.DESCRIPTOR), "real_clips": len(real)}
 
@@ -126,7 +122,7 @@ def run(cfg: dict, method: str, steps: int) -> None:
     with stage_output(stage_dir(cfg, "eval", name), cfg) as work:
         scores = _tinybench(cfg, videos, prompts, seeds) if backend == "tinybench" else \
             _vbench(cfg, videos, prompts, work)
-        scores.update(_teacher_rmse(cfg, videos, _seed_slices(len(prompts), seeds)))
+        scores.update(_teacher_rmse(cfg, videos, seed_slices(len(prompts), seeds)))
         scores.update(backend=backend, samples=name, method=method, steps=steps, prompts=len(prompts), seeds=seeds,
                       videos=len(videos))
         write_json(work / "scores.json", scores)

@@ -16,8 +16,8 @@ from dcm.eval.latency import measure_latency
 from dcm.eval.prompt_following import prompt_following
 from dcm.expert_mix import mixed_denoiser
 from dcm.experts import Expert, attach_detail_expert, detail_state_dict, switch_experts
-from dcm.naming import parse_mixed_method
 from dcm.io import load_tensors, read_json, save_tensors, write_json
+from dcm.naming import parse_mixed_method
 from dcm.sampling import euler_sample, seeded_noise
 from dcm.solvers import dcm_edges, phased_schedule, uniform_edges
 from dcm.stages.common import grid, load_teacher, require, stage_dir, stage_output
@@ -66,39 +66,40 @@ def method_sampler(cfg: dict, method: str, steps: int, backbone: Backbone, teach
         net = _load_net(backbone, stage_dir(cfg, "pcm", "network"), "pcm")
         schedule = phased_schedule(uniform_edges(n, cfg["pcm"]["phases"]), steps)
         return (lambda z, c: euler_sample(Expert(net).denoiser(backbone), z, c, sigmas, schedule)), schedule
+    schedule = phased_schedule(dcm_edges(n, kappa), steps)
     mix = parse_mixed_method(method)
     if mix is not None:
-        return _mixed_sampler(cfg, mix, steps, backbone)
-    flags = variant_flags(cfg, method)
-    schedule = phased_schedule(dcm_edges(n, kappa), steps)
-    if not flags["decouple"]:
-        denoiser = Expert(_load_net(backbone, stage_dir(cfg, "vcm", "network"), "vcm")).denoiser(backbone)
+        denoiser = _mixed_denoiser(cfg, mix, backbone, float(sigmas[kappa]))
+    elif not (flags := variant_flags(cfg, method))["decouple"]:
+        denoiser = _vcm_denoiser(cfg, backbone)
     else:
-        semantic_net = _load_net(backbone, seme_dir(cfg, flags) / "network", "seme")
+        semantic_net = _semantic_net(cfg, backbone, flags)
         detail = _detail_expert(cfg, backbone, method, flags, semantic_net)
         denoiser = switch_experts(Expert(semantic_net).denoiser(backbone), detail.denoiser(backbone),
                                   float(sigmas[kappa]))
     return (lambda z, c: euler_sample(denoiser, z, c, sigmas, schedule)), schedule
 
 
-def _mixed_sampler(cfg: dict, mix, steps: int, backbone: Backbone) -> tuple[Sampler, list[int]]:
+def _vcm_denoiser(cfg: dict, backbone: Backbone):
+    return Expert(_load_net(backbone, stage_dir(cfg, "vcm", "network"), "vcm")).denoiser(backbone)
+
+
+def _semantic_net(cfg: dict, backbone: Backbone, flags: dict):
+    return _load_net(backbone, seme_dir(cfg, flags) / "network", "seme")
+
+
+def _mixed_denoiser(cfg: dict, mix, backbone: Backbone, sigma_kappa: float):
     """Fig. 3's mixtures: the semantic phase by SemE or VCM, the detail phase by DetE or VCM."""
-    sigmas, n, kappa = grid(cfg), cfg["schedule"]["num_steps"], cfg["schedule"]["kappa"]
     flags = variant_flags(cfg, mix.variant)
     if not flags["decouple"]:
         raise DCMError(f"mixed method {mix!r} needs experts: variant {mix.variant!r} has decouple: false")
-
-    def semantic_net():
-        return _load_net(backbone, seme_dir(cfg, flags) / "network", "seme")
-
     loaders = {
-        "vcm": lambda: Expert(_load_net(backbone, stage_dir(cfg, "vcm", "network"), "vcm")).denoiser(backbone),
-        "seme": lambda: Expert(semantic_net()).denoiser(backbone),
-        "dete": lambda: _detail_expert(cfg, backbone, mix.variant, flags, semantic_net()).denoiser(backbone),
+        "vcm": lambda: _vcm_denoiser(cfg, backbone),
+        "seme": lambda: Expert(_semantic_net(cfg, backbone, flags)).denoiser(backbone),
+        "dete": lambda: _detail_expert(cfg, backbone, mix.variant, flags,
+                                       _semantic_net(cfg, backbone, flags)).denoiser(backbone),
     }
-    schedule = phased_schedule(dcm_edges(n, kappa), steps)
-    denoiser = mixed_denoiser(mix, loaders, float(sigmas[kappa]))
-    return (lambda z, c: euler_sample(denoiser, z, c, sigmas, schedule)), schedule
+    return mixed_denoiser(mix, loaders, sigma_kappa)
 
 
 def sampling_prompts(cfg: dict, backbone: Backbone) -> tuple[list[str], torch.Tensor]:

@@ -9,7 +9,7 @@ import os
 import sys
 
 from dcm import tracking
-from dcm.config import load_config
+from dcm.config import at_kappa, load_config
 from dcm.errors import DCMError
 
 log = logging.getLogger("dcm")
@@ -30,7 +30,7 @@ STAGES = {
     "trajdist": "L1 distance between adjacent teacher steps along the cached trajectories and the kappa it suggests (Fig. 10)",
     "userstudy": "blinded pairwise rater sheets (DCM vs LCM, DCM vs PCM) and their key, kept apart",
     "table2": "aggregate returned user-study answers into Table 2 (share preferring DCM, 95% Wilson interval)",
-    "tables": "Table 1 or Table 3 as CSV and Markdown from the evaluation and latency files",
+    "tables": "Table 1, Table 3 or the kappa sweep (Fig. 10, right) as CSV and Markdown from the evaluation and latency files",
     "figures": "the paper's figures (Fig. 2, 3, 5, 10 and sample grids) as PNG from the run's result files",
 }
 
@@ -51,8 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--method", required=True, help="teacher, lcm, pcm, a variant name (e.g. dcm, vcm) or an expert mix "
                            "<seme|vcm>+<dete|vcm>[@variant] (Fig. 3)")
             p.add_argument("--steps", type=int, required=True, help="number of sampling steps")
+        if name in ("seme", "dete", "sample", "evaluate"):
+            p.add_argument("--kappa", type=int, metavar="K",
+                           help="one point of the kappa sweep (Fig. 10, right): schedule.kappa=K, outputs under "
+                           "<run>/kappa/K/ (trajectories, teacher and the teacher's samples from the run itself)")
         if name == "tables":
-            p.add_argument("--table", required=True, choices=["1", "3"], help="which table of the paper")
+            p.add_argument("--table", required=True, choices=["1", "3", "kappa"],
+                           help="which table of the paper; kappa: the kappa sweep of Fig. 10 (right)")
     return parser
 
 
@@ -61,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         cfg = load_config(args.config, args.overrides)
+        if getattr(args, "kappa", None) is not None:
+            cfg = at_kappa(cfg, args.kappa)
         from dcm.stages.common import setup
 
         setup(cfg)
@@ -68,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                  os.environ.get("CUDA_VISIBLE_DEVICES", ""), os.environ.get("SLURM_JOB_ID", ""),
                  os.environ.get("RANK", "0"), os.environ.get("WORLD_SIZE", "1"))
         extra = {k: v for k, v in vars(args).items() if k in ("variant", "method", "steps", "table")}
-        with tracking.stage_run(cfg, args.stage, **extra):
+        with tracking.stage_run(cfg, args.stage, **extra, kappa=cfg["kappa_sweep"]["point"]):
             importlib.import_module(f"dcm.stages.{args.stage}").run(cfg, **extra)
     except DCMError as err:
         print(f"error: {err}", file=sys.stderr)

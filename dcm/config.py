@@ -75,17 +75,16 @@ def validate(cfg: dict, source: str = "config") -> dict:
 
 def check_consistency(cfg: dict, source: str) -> None:
     """Rules across keys that a JSON schema cannot state; each error names the key."""
-    n, kappa = cfg["schedule"]["num_steps"], cfg["schedule"]["kappa"]
-    if not 0 < kappa < n:
-        raise DCMError(f"{source}: schedule.kappa={kappa} is outside the teacher grid: it must lie in 1..{n - 1}")
+    n = cfg["schedule"]["num_steps"]
     for steps in cfg["sampling"]["steps"]:
         if steps % 2:
             raise DCMError(
                 f"{source}: sampling.steps contains {steps}: DCM splits steps evenly between its two experts, "
                 "so every step count must be even")
-        if steps // 2 > min(kappa, n - kappa):
-            raise DCMError(f"{source}: sampling.steps={steps} needs {steps // 2} grid points in each phase, "
-                           f"but schedule.kappa={kappa} leaves only {min(kappa, n - kappa)} in one of them")
+    kappa = cfg["schedule"]["kappa"]
+    _check_kappa(kappa, f"schedule.kappa={kappa}", n, cfg["sampling"]["steps"], source)
+    for kappa in cfg["kappa_sweep"]["values"]:
+        _check_kappa(kappa, f"kappa_sweep.values contains {kappa}", n, [cfg["tables"]["ablation_steps"]], source)
     for key, value, allowed in (("tables.ablation_steps", cfg["tables"]["ablation_steps"], cfg["sampling"]["steps"]),
                                 ("tables.method", cfg["tables"]["method"], list(cfg["variants"]))):
         if value not in allowed:
@@ -98,6 +97,26 @@ def check_consistency(cfg: dict, source: str) -> None:
             if name not in cfg[section]:
                 raise DCMError(f"{source}: {key} is required for backbone.name={cfg['backbone']['name']} "
                                "(a path: see config/wan2.1-t2v-1.3b.yaml)")
+
+
+def _check_kappa(kappa: int, what: str, n: int, step_counts: list[int], source: str) -> None:
+    """`kappa` lies inside the teacher grid and leaves each phase enough grid points for every step count;
+    `what` names it in errors (e.g. 'schedule.kappa=30')."""
+    if not 0 < kappa < n:
+        raise DCMError(f"{source}: {what} is outside the teacher grid: it must lie in 1..{n - 1}")
+    for steps in step_counts:
+        if steps // 2 > min(kappa, n - kappa):
+            raise DCMError(f"{source}: {steps} sampling steps need {steps // 2} grid points in each phase, "
+                           f"but {what} leaves only {min(kappa, n - kappa)} in one of them")
+
+
+def at_kappa(cfg: dict, kappa: int, source: str = "--kappa") -> dict:
+    """The config of one point of the kappa sweep (Fig. 10, right): schedule.kappa and kappa_sweep.point set to
+    `kappa`, so that the kappa-dependent outputs go under <run>/kappa/<kappa>/."""
+    cfg = copy.deepcopy(cfg)
+    cfg["schedule"]["kappa"] = cfg["kappa_sweep"]["point"] = kappa
+    check_consistency(cfg, source)
+    return cfg
 
 
 def _read_yaml(path: Path) -> dict:

@@ -28,9 +28,11 @@ def tracking_uri(cfg: dict) -> str:
 def experiment_name(cfg: dict, stage: str, method: str | None = None, variant: str | None = None,
                     table: str | None = None) -> str:
     """Table 1 (methods), Table 2 (user study), Table 3 (ablation variants), setup (data and teacher) or
-    analysis (figures and distances)."""
+    analysis (figures and distances); a point of the kappa sweep has its own (Fig. 10)."""
+    if cfg["kappa_sweep"]["point"] is not None:
+        return f"{cfg['name']}/fig10-kappa-sweep"
     if table is not None:
-        return f"{cfg['name']}/{ {'1': 'table1', '3': 'table3-ablations'}[table]}"
+        return f"{cfg['name']}/{ {'1': 'table1', '3': 'table3-ablations', 'kappa': 'fig10-kappa-sweep'}[table]}"
     if stage in ("userstudy", "table2"):
         return f"{cfg['name']}/table2-userstudy"
     if stage in ("compare", "weightdiff", "trajdist", "figures"):

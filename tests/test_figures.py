@@ -11,7 +11,7 @@ from dcm.report.figures import (
     GRID_PAD_PX,
     GRID_TITLE_PX,
     LINE_FIGSIZE,
-    plot_kappa_quality,
+    plot_kappa_sweep,
     plot_noise_probe,
     plot_sample_grid,
     plot_trajectory_distance,
@@ -58,16 +58,20 @@ def test_trajectory_distance_plot(tmp_path):
         plot_trajectory_distance({**TRAJ, "std": [0.0]}, tmp_path / "x.png")
 
 
-def test_kappa_quality_plot(tmp_path):
-    rows = [{"kappa": 37, "mean": 0.8, "std": 0.01}, {"kappa": 28, "mean": 0.7, "std": 0.02}]
-    plot_kappa_quality(rows, tmp_path / "k.png", ylabel="total score")
+def test_kappa_sweep_plot(tmp_path):
+    scores = {k: v for score in ("total", "quality", "semantic") for k, v in ((score, 80.0), (f"{score}_std", 1.0))}
+    rows = [{"kappa": 37, **scores}, {"kappa": 28, **scores, "total": 70.0}]
+    plot_kappa_sweep(rows, tmp_path / "k.png", {"suggested": 35, "configured": 37})
     assert _png(tmp_path / "k.png").size == LINE_PX
     with pytest.raises(DCMError, match="no rows"):
-        plot_kappa_quality([], tmp_path / "x.png")
-    with pytest.raises(DCMError, match="'std'"):
-        plot_kappa_quality([{"kappa": 3, "mean": 1.0}], tmp_path / "x.png")
+        plot_kappa_sweep([], tmp_path / "x.png")
+    with pytest.raises(DCMError, match="'semantic_std'"):
+        plot_kappa_sweep([{k: v for k, v in rows[0].items() if k != "semantic_std"}], tmp_path / "x.png")
     with pytest.raises(DCMError, match="repeated kappa"):
-        plot_kappa_quality(rows + [rows[0]], tmp_path / "x.png")
+        plot_kappa_sweep(rows + [rows[0]], tmp_path / "x.png")
+    with pytest.raises(DCMError, match="at most 2 marked"):
+        plot_kappa_sweep(rows, tmp_path / "x.png", {"a": 1, "b": 2, "c": 3})
+    assert not (tmp_path / "x.png").exists()
 
 
 def _solid(colour, videos=2, frames=3, size=4) -> torch.Tensor:

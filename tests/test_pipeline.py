@@ -122,9 +122,26 @@ def test_tables_one_and_three_are_built_from_the_scores(smoke_run):
     assert table3.count("\n") == 2 + 6 and "| (6) | dcm | ✓ | ✓ | ✓ | ✓ |" in table3
 
 
+def test_kappa_sweep_retrains_dcm_at_each_other_kappa(smoke_run):
+    point = smoke_run / "kappa" / "4"
+    resolved = yaml.safe_load((point / "dete" / "dcm" / "config.resolved.yaml").read_text())
+    assert resolved["schedule"]["kappa"] == resolved["kappa_sweep"]["point"] == 4
+    seme = [json.loads(x) for x in (point / "seme" / "tc" / "metrics.jsonl").read_text().splitlines()]
+    assert seme and all(4 < x["index"] <= 10 for x in seme)  # SemE on (4, N], not the run's (6, N]
+    dete = [json.loads(x) for x in (point / "dete" / "dcm" / "metrics.jsonl").read_text().splitlines()]
+    assert dete and all(0 < x["index"] <= 4 for x in dete)
+    assert read_json(point / "samples" / "dcm-4" / "meta.json")["schedule"] == [10, 7, 4, 2, 0]
+    assert not (smoke_run / "kappa" / "6").exists()  # the configured kappa is the run itself
+    rows = read_json(smoke_run / "tables" / "kappa_sweep" / "kappa_sweep.json")["rows"]
+    assert [(r["kappa"], r["configured"]) for r in rows] == [(4, False), (6, True)]
+    for row, scores in zip(rows, (point / "eval" / "dcm-4", smoke_run / "eval" / "dcm-4")):
+        per_seed = [s["total"] for s in read_json(scores / "scores.json")["per_seed"]]
+        assert row["total"] == pytest.approx(100 * sum(per_seed) / len(per_seed))
+
+
 def test_figures_user_study_and_kappa_analysis(smoke_run):
     for name in ("fig2_noise_probe", "fig3_expert_mix", "fig5_weight_difference", "fig10_trajectory_distance",
-                 "samples_prompt0"):
+                 "fig10_kappa_sweep", "samples_prompt0"):
         assert (smoke_run / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name
     probe = read_json(smoke_run / "vcm" / "noise_probe.json")
     assert len(probe["loss"]) == len(probe["steps"]) and len(probe["loss"][0]) == len(probe["buckets"])

@@ -67,6 +67,9 @@ def _fails(proc, *needles):
 @pytest.mark.parametrize("override,needle", [
     ("schedule.kappa=10", "schedule.kappa=10"),
     ("schedule.kappa=0", "schedule.kappa=0"),
+    ("kappa_sweep.values=[6, 10]", "kappa_sweep.values contains 10"),
+    ("kappa_sweep.values=[1]", "kappa_sweep.values contains 1"),  # 4 steps need 2 grid points per phase
+    ("kappa_sweep.values=[5, 5]", "kappa_sweep.values"),
     ("sampling.steps=[4, 3]", "sampling.steps contains 3"),
     ("backbone.name=sora", "backbone.name"),
     ("seme.steps=many", "seme.steps"),
@@ -117,3 +120,18 @@ def test_prompt_with_quotes_and_shell_characters_is_rejected_by_name(prepared):
                results=prepared, check=False)
     _fails(proc, "sampling.prompts", "rm")
     assert not (prepared / "smoke" / "samples").exists()
+
+
+def test_kappa_point_of_a_method_without_experts_is_refused(prepared):
+    _fails(dcm("sample", "--method", "teacher", "--steps", "4", "--kappa", "4", results=prepared, check=False),
+           "--kappa 4", "'teacher'")
+    _fails(dcm("seme", "--kappa", "10", results=prepared, check=False), "--kappa", "kappa=10")
+    assert not (prepared / "smoke" / "kappa").exists()
+
+
+def test_kappa_point_shares_the_runs_trajectory_cache(prepared):
+    """The cache's hash leaves kappa out: a sweep point trains on the run's trajectories."""
+    dcm("seme", "--kappa", "4", "--set", "seme.steps=1", results=prepared)
+    assert (prepared / "smoke" / "kappa" / "4" / "seme" / "tc" / "network").is_dir()
+    assert not (prepared / "smoke" / "seme").exists()
+    _fails(dcm("seme", "--set", "schedule.shift=2.0", results=prepared, check=False), "config hash")

@@ -1,4 +1,4 @@
-"""Tables 1 and 3 from result files, and the latency measurement behind Table 1's latency column."""
+"""Tables 1 and 3 and the kappa sweep from result files, and the latency measurement behind Table 1's latency column."""
 
 import itertools
 
@@ -7,7 +7,7 @@ import pytest
 from dcm.eval.latency import measure_latency
 from dcm.io import write_csv, write_json
 from dcm.naming import table1_sets
-from dcm.report.tables import seed_spread, table1_rows, table3_rows, to_markdown
+from dcm.report.tables import kappa_sweep_rows, seed_spread, table1_rows, table3_rows, to_markdown
 
 
 def test_latency_is_the_median_of_the_timed_repeats_after_warmup():
@@ -78,3 +78,14 @@ def test_missing_scores_name_the_file(tmp_path):
     with pytest.raises(DCMError, match="scores.json"):
         table3_rows(tmp_path / "eval", {"vcm": dict(decouple=False, parameter_efficient=False,
                                                     temporal_coherence=False, gan=False)}, 4)
+
+
+def test_kappa_sweep_rows_read_each_points_scores_in_kappa_order(tmp_path):
+    for kappa, totals in ((30, [0.70, 0.74]), (20, [0.60, 0.60])):
+        write_json(tmp_path / str(kappa) / "dcm-4" / "scores.json", _scores(totals))
+    rows = kappa_sweep_rows({30: tmp_path / "30", 20: tmp_path / "20"}, "dcm-4", configured=30)
+    assert [(r["kappa"], r["configured"]) for r in rows] == [(20, False), (30, True)]
+    assert rows[0]["total"] == pytest.approx(60.0) and rows[0]["total_std"] == 0.0
+    assert rows[1]["total"] == pytest.approx(72.0) and rows[1]["semantic"] == pytest.approx(62.0)
+    assert rows[1]["total_std"] == pytest.approx(8 ** 0.5)  # values 70 and 74
+    assert "| 30 | ✓ | 72.00 ± 2.83 |" in to_markdown(rows)

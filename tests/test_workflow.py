@@ -16,7 +16,8 @@ def test_every_rule_ran_with_log_and_benchmark(smoke_run):
     assert len(rows) == 1 + 3 + len(variants) + 2
     assert (smoke_run / "weightdiff" / "weight_difference.json").is_file()
     for rule in ("dataset", "teacher", "trajectories", "seme-tc", "seme-plain", "dete-dcm", "lcm", "compare",
-                 "evaluate-dcm-4", "table1", "table3", "figures", "userstudy", "trajdist"):
+                 "evaluate-dcm-4", "table1", "table3", "figures", "userstudy", "trajdist", "kappa4/seme-tc",
+                 "kappa4/dete-dcm", "kappa4/sample-dcm-4", "kappa4/evaluate-dcm-4", "kappa_sweep"):
         assert (smoke_run / "logs" / f"{rule}.log").is_file(), rule
         assert (smoke_run / "benchmarks" / f"{rule}.tsv").is_file(), rule
 
@@ -62,5 +63,6 @@ def test_report_holds_the_tables_and_figures(smoke_run):
                      f"results_dir={smoke_run.parent}", timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = report.read_text(errors="replace")
-    for name in ("table1.md", "table3.md", "fig2_noise_probe.png", "fig10_trajectory_distance.png"):
+    for name in ("table1.md", "table3.md", "kappa_sweep.md", "fig2_noise_probe.png", "fig10_trajectory_distance.png",
+                 "fig10_kappa_sweep.png"):
         assert name in html, name

@@ -43,7 +43,8 @@ RULE_PARAMS = {
     "evaluate": ["seed", "backbone", "data", "sampling", "evaluate"],
     "trajdist": ["schedule", "trajdist"],
     "table": ["sampling", "variants", "tables"],
-    "figures": ["sampling", "tables"],
+    "kappa_table": ["schedule", "tables", "kappa_sweep"],
+    "figures": ["schedule", "sampling", "tables", "kappa_sweep"],
     "userstudy": ["seed", "userstudy"],
     "table2": ["userstudy"],
 }
@@ -53,10 +54,12 @@ PERSISTENT_RULES = {"teacher", "trajectories", "seme", "dete", "baseline"}
 # JSON score files inside a rule's output directory, for `dvc metrics show`; outputs that are .json
 # files themselves are metrics too.
 SCORE_FILES = {"teacher": ["prompt_following.json"], "compare": ["distances.json"], "evaluate": ["scores.json"],
-               "table": ["table{table}.json"]}
+               "table": ["table{table}.json"], "kappa_table": ["kappa_sweep.json"]}
 # Per-step training curve inside a training output, for `dvc plots show` (DVC reads CSV, not JSONL).
 CURVE_FILE = "metrics.csv"
 CURVE_RULES = {"teacher", "seme", "dete", "baseline"}
+# `use rule X as X_at_kappa` (workflow/rules): rule X at one point of the kappa sweep, configured as X
+SWEEP_SUFFIX = "_at_kappa"
 
 
 def snakemake_jobs(configfiles: list[Path]) -> list[dict]:
@@ -96,6 +99,11 @@ def stage_name(job: dict) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", "-".join([job["rule_name"], *map(str, job["wildcards"].values())]))
 
 
+def base_rule(job: dict) -> str:
+    """The rule whose settings above a job takes: its own, or X for the kappa sweep's X_at_kappa."""
+    return job["rule_name"].removesuffix(SWEEP_SUFFIX)
+
+
 def repo_relative(path: str | Path, what: str) -> str:
     """`path` relative to the repo root; an error when it lies outside (DVC tracks only repo paths)."""
     absolute = (REPO / path).resolve() if not Path(path).is_absolute() else Path(path).resolve()
@@ -115,7 +123,7 @@ def portable_command(job: dict) -> str:
 
 def stage_params(job: dict, configs: dict[str, dict]) -> list:
     """DVC params of one job: the config sections its rule reads that each config file sets."""
-    sections = RULE_PARAMS.get(job["rule_name"])
+    sections = RULE_PARAMS.get(base_rule(job))
     if sections is None:
         return [{path: None} for path in configs]  # the whole file
     wanted = [s.format(**job["wildcards"]) for s in sections]
@@ -129,7 +137,7 @@ def dvc_stage(job: dict, configs: dict[str, dict]) -> dict:
         raise SystemExit(f"error: rule {job['rule_name']} has no shell command: DVC can only run shell commands")
     logs = [repo_relative(p, "log") for p in job["log"]]
     log_dirs = sorted({str(Path(p).parent) for p in logs})
-    persist = job["rule_name"] in PERSISTENT_RULES
+    persist = base_rule(job) in PERSISTENT_RULES
     stage = {"cmd": ([f"mkdir -p {shlex.join(log_dirs)}"] if log_dirs else []) + [portable_command(job)],
              "deps": list(dict.fromkeys([repo_relative(p, "input") for p in job["input"]] + [PACKAGE_SOURCE]))}
     params = stage_params(job, configs)
@@ -144,13 +152,13 @@ def metric_files(job: dict) -> list[str]:
     """JSON score files a job writes."""
     outputs = [repo_relative(p, "output") for p in job["output"]]
     inside = [f"{out}/{name.format(**job['wildcards'])}" for out in outputs
-              for name in SCORE_FILES.get(job["rule_name"], [])]
+              for name in SCORE_FILES.get(base_rule(job), [])]
     return [out for out in outputs if out.endswith(".json")] + inside
 
 
 def curve_plots(job: dict) -> list[dict]:
     """Training-curve plot definitions of a job (loss against step)."""
-    if job["rule_name"] not in CURVE_RULES:
+    if base_rule(job) not in CURVE_RULES:
         return []
     return [{f"{repo_relative(p, 'output')}/{CURVE_FILE}": {"x": "step", "y": "loss"}} for p in job["output"]]
 

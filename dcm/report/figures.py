@@ -100,24 +100,38 @@ def plot_trajectory_distance(data: dict, path) -> None:
     _save(fig, path)
 
 
-def plot_kappa_quality(rows: list[dict], path, ylabel: str = "quality") -> None:
-    """Fig. 10 (right): a quality score against kappa, rows {"kappa", "mean", "std"} (std over seeds) as error bars."""
+SWEEP_SCORES = {"total": ("Total", "#1f3b5c"), "quality": ("Quality", "#2e86c1"), "semantic": ("Semantic", "#af7ac5")}
+MARK_STYLES = (("#c0392b", "--"), ("#27ae60", ":"))  # colour and line style of each marked kappa
+
+
+def plot_kappa_sweep(rows: list[dict], path, marks: dict[str, float] | None = None) -> None:
+    """Fig. 10 (right): Total, Quality and Semantic against kappa, rows of the kappa sweep table ({"kappa",
+    "<score>", "<score>_std"}, std over seeds) as error bars; `marks` draws labelled kappas (e.g. suggested)."""
     if not rows:
         raise DCMError("kappa sweep: no rows to plot")
+    keys = ("kappa", *(k for score in SWEEP_SCORES for k in (score, f"{score}_std")))
     for row in rows:
-        _require(row, ("kappa", "mean", "std"), "kappa sweep row")
-        if not all(math.isfinite(float(row[k])) for k in ("kappa", "mean", "std")):
+        _require(row, keys, "kappa sweep row")
+        if not all(math.isfinite(float(row[k])) for k in keys):
             raise DCMError(f"kappa sweep row {row}: non-finite value")
     rows = sorted(rows, key=lambda r: r["kappa"])
-    kappas, means, stds = ([float(r[k]) for r in rows] for k in ("kappa", "mean", "std"))
+    kappas = [float(r["kappa"]) for r in rows]
     if len(set(kappas)) != len(kappas):
         raise DCMError(f"kappa sweep: repeated kappa values {kappas}")
     fig, ax = plt.subplots(figsize=LINE_FIGSIZE, dpi=DPI, layout="constrained")
-    ax.errorbar(kappas, means, yerr=stds, marker="o", capsize=4, color="#1f3b5c")
+    for score, (label, colour) in SWEEP_SCORES.items():
+        ax.errorbar(kappas, [r[score] for r in rows], yerr=[r[f"{score}_std"] for r in rows], marker="o",
+                    capsize=4, color=colour, label=label)
+    marks = marks or {}
+    if len(marks) > len(MARK_STYLES):
+        raise DCMError(f"kappa sweep: at most {len(MARK_STYLES)} marked kappas, got {sorted(marks)}")
+    for (label, kappa), (colour, style) in zip(marks.items(), MARK_STYLES):
+        ax.axvline(kappa, color=colour, ls=style, lw=2, label=f"{label} \u03ba = {kappa:g}")
     ax.set_xticks(kappas, [f"{k:g}" for k in kappas])
-    ax.set_xlabel("\u03ba")
-    ax.set_ylabel(ylabel)
-    ax.set_title(f"{ylabel} against \u03ba")
+    ax.set_xlabel("\u03ba (phase boundary on the teacher grid)")
+    ax.set_ylabel("score (%), mean \u00b1 std over seeds")
+    ax.set_title("Quality against \u03ba")
+    ax.legend(fontsize=8)
     _save(fig, path)
 
 

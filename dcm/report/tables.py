@@ -54,6 +54,12 @@ def table3_rows(eval_dir: Path, variants: dict, steps: int) -> list[dict]:
     return rows
 
 
+def kappa_sweep_rows(eval_dirs: dict[int, Path], name: str, configured: int) -> list[dict]:
+    """Fig. 10 (right) as a table: the scores of sample set `name` at each kappa, the configured one marked."""
+    return [{"kappa": kappa, "configured": kappa == configured,
+             **_score_columns(read_json(eval_dirs[kappa] / name / "scores.json"))} for kappa in sorted(eval_dirs)]
+
+
 def _cell(row: dict, key: str) -> str:
     value = row.get(key, "")
     if isinstance(value, bool):

@@ -33,6 +33,13 @@ def stage_dir(cfg: dict, *parts: str) -> Path:
     return run_dir(cfg).joinpath(*parts)
 
 
+def kappa_dir(cfg: dict, *parts: str) -> Path:
+    """Output directory of a kappa-dependent stage (SemE, DetE, their samples and scores): in the run directory,
+    or under kappa/<K>/ when this process is a point of the kappa sweep (Fig. 10, right)."""
+    point = cfg["kappa_sweep"]["point"]
+    return stage_dir(cfg, *(() if point is None else ("kappa", str(point))), *parts)
+
+
 def require(path: Path, made_by: str) -> Path:
     """`path`, or a clear error naming it and the stage that makes it."""
     if not path.exists():

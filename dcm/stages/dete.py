@@ -10,7 +10,7 @@ from dcm.errors import DCMError
 from dcm.experts import attach_detail_expert, detail_state_dict
 from dcm.io import save_tensors, write_json
 from dcm.solvers import dcm_edges
-from dcm.stages.common import grid, load_teacher, require, stage_dir, stage_output, teacher_network_dir
+from dcm.stages.common import grid, kappa_dir, load_teacher, require, stage_output, teacher_network_dir
 from dcm.stages.distill import (feature_levels, fresh_student, load_cache, seme_dir, train_consistency,
                                 variant_flags)
 
@@ -34,7 +34,7 @@ def run(cfg: dict, variant: str = "dcm") -> None:
         width, levels = feature_levels(backbone, teacher, load_cache(cfg).cond.float(), dcfg["feature_stride"])
         adversarial = Adversarial(backbone, teacher, Discriminator(width, levels), dcfg["feature_stride"],
                                   (0, kappa), grid(cfg), dcfg["gan_weight"], dcfg["fm_weight"])
-    with stage_output(stage_dir(cfg, "dete", variant), cfg) as work:
+    with stage_output(kappa_dir(cfg, "dete", variant), cfg) as work:
         train_consistency(cfg, "dete", backbone, student, dcm_edges(cfg["schedule"]["num_steps"], kappa)[1:],
                           (0, kappa), work, adversarial=adversarial)
         if flags["parameter_efficient"]:

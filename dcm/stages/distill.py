@@ -12,7 +12,7 @@ from dcm.errors import DCMError
 from dcm.experts import Expert
 from dcm.naming import seme_name
 from dcm.noise_probe import PROBE_FILE, training_probe
-from dcm.stages.common import grid, require, stage_dir
+from dcm.stages.common import grid, kappa_dir, require, stage_dir
 from dcm.stages.trajectories import trajectory_hash
 from dcm.training import Discriminator as DiscriminatorStep
 from dcm.training import TrainLoop, adamw, make_ema
@@ -33,7 +33,7 @@ def variant_flags(cfg: dict, variant: str) -> dict:
 
 def seme_dir(cfg: dict, flags: dict) -> Path:
     """SemE output directory: one per temporal-coherence setting, shared by the variants that agree on it."""
-    return stage_dir(cfg, "seme", seme_name(flags))
+    return kappa_dir(cfg, "seme", seme_name(flags))
 
 
 def train_consistency(cfg: dict, section: str, backbone: Backbone, student: Expert, edges: list[int],

@@ -18,7 +18,7 @@ from dcm.eval.distance import per_video_rmse
 from dcm.io import atomic_path, load_tensors, read_json, write_json
 from dcm.naming import seed_slices
 from dcm.report.tables import to_markdown
-from dcm.stages.common import require, stage_dir, stage_output
+from dcm.stages.common import kappa_dir, require, stage_dir, stage_output
 from dcm.video import to_uint8_video
 
 SUMMARY = ("quality", "semantic", "total")
@@ -109,7 +109,7 @@ def score_metrics(scores: dict) -> dict[str, float]:
 
 def run(cfg: dict, method: str, steps: int) -> None:
     name = f"{method}-{steps}"
-    samples = require(stage_dir(cfg, "samples", name), "sample")
+    samples = require(kappa_dir(cfg, "samples", name), "sample")
     videos = load_tensors(samples / "samples.safetensors")["videos"]
     meta = read_json(samples / "meta.json")
     prompts, seeds = meta["prompts"], len(meta["seeds"])
@@ -119,7 +119,7 @@ def run(cfg: dict, method: str, steps: int) -> None:
     if backend == "vbench" and not cfg["evaluate"]["vbench_python"]:
         raise DCMError(f"evaluate.vbench_python is not set: backbone.name={cfg['backbone']['name']} is scored with "
                        "VBench, which needs its own interpreter (scripts/vbench/README.md)")
-    with stage_output(stage_dir(cfg, "eval", name), cfg) as work:
+    with stage_output(kappa_dir(cfg, "eval", name), cfg) as work:
         scores = _tinybench(cfg, videos, prompts, seeds) if backend == "tinybench" else \
             _vbench(cfg, videos, prompts, work)
         scores.update(_teacher_rmse(cfg, videos, seed_slices(len(prompts), seeds)))

@@ -1,11 +1,13 @@
 """Stage `figures`: the paper's figures as PNG from the run's result files: Fig. 2 (noise-level probe of the
 VCM run), Fig. 3 (VCM, SemE+VCM, VCM+DetE, SemE+DetE from the same noise), Fig. 5 (expert weight
-difference), Fig. 10 (adjacent-step distance and kappa) and a qualitative grid of the Table 1 methods."""
+difference), Fig. 10 (adjacent-step distance and kappa; quality against kappa when the run has a kappa sweep) and
+a qualitative grid of the Table 1 methods."""
 
 from __future__ import annotations
 
 from dcm.io import load_tensors, read_json
-from dcm.report.figures import plot_noise_probe, plot_sample_grid, plot_trajectory_distance, plot_weight_difference
+from dcm.report.figures import (plot_kappa_sweep, plot_noise_probe, plot_sample_grid, plot_trajectory_distance,
+                                plot_weight_difference)
 from dcm.naming import FIGURE3_PANELS, table1_sets
 from dcm.stages.common import require, stage_dir, stage_output
 
@@ -25,8 +27,12 @@ def run(cfg: dict) -> None:
         plot_sample_grid({label: videos for label, (videos, _) in mix.items()}, work / "fig3_expert_mix.png", prompts)
         plot_weight_difference(read_json(require(stage_dir(cfg, "weightdiff", "weight_difference.json"),
                                                  "weightdiff")), work / "fig5_weight_difference.png")
-        plot_trajectory_distance(read_json(require(stage_dir(cfg, "trajdist", "trajectory_distance.json"),
-                                                   "trajdist")), work / "fig10_trajectory_distance.png")
+        trajdist = read_json(require(stage_dir(cfg, "trajdist", "trajectory_distance.json"), "trajdist"))
+        plot_trajectory_distance(trajdist, work / "fig10_trajectory_distance.png")
+        if cfg["kappa_sweep"]["values"]:
+            sweep = stage_dir(cfg, "tables", "kappa_sweep", "kappa_sweep.json")
+            plot_kappa_sweep(read_json(require(sweep, "tables --table kappa"))["rows"], work / "fig10_kappa_sweep.png",
+                             {"suggested": trajdist["suggested_kappa"], "configured": cfg["schedule"]["kappa"]})
         for video in range(min(len(prompts), 4)):
             plot_sample_grid({name: videos for name, (videos, _) in grid.items()},
                              work / f"samples_prompt{video}.png", prompts, video=video)

@@ -20,7 +20,7 @@ from dcm.io import load_tensors, read_json, save_tensors, write_json
 from dcm.naming import parse_mixed_method
 from dcm.sampling import euler_sample, seeded_noise
 from dcm.solvers import dcm_edges, phased_schedule, uniform_edges
-from dcm.stages.common import grid, load_teacher, require, stage_dir, stage_output
+from dcm.stages.common import grid, kappa_dir, load_teacher, require, stage_dir, stage_output
 from dcm.stages.dete import DETAIL_CONFIG, DETAIL_WEIGHTS
 from dcm.stages.distill import seme_dir, variant_flags
 from dcm.video import save_filmstrip, save_gif
@@ -38,7 +38,7 @@ def _load_net(backbone: Backbone, directory, made_by: str):
 
 
 def _detail_expert(cfg: dict, backbone: Backbone, variant: str, flags: dict, semantic_net) -> Expert:
-    directory = require(stage_dir(cfg, "dete", variant), "dete")
+    directory = require(kappa_dir(cfg, "dete", variant), "dete")
     if not flags["parameter_efficient"]:
         return Expert(_load_net(backbone, directory / "network", "dete"))
     meta = read_json(directory / DETAIL_CONFIG)
@@ -113,6 +113,10 @@ def sampling_prompts(cfg: dict, backbone: Backbone) -> tuple[list[str], torch.Te
 
 
 def run(cfg: dict, method: str, steps: int) -> None:
+    point = cfg["kappa_sweep"]["point"]
+    if point is not None and not cfg["variants"].get(method, {}).get("decouple"):
+        raise DCMError(f"--kappa {point} applies to methods made of SemE and DetE only (a variant with decouple: "
+                       f"true), not {method!r}: its networks are trained at schedule.kappa alone")
     backbone, teacher = load_teacher(cfg)
     prompts, cond = sampling_prompts(cfg, backbone)
     sampler, schedule = method_sampler(cfg, method, steps, backbone, teacher)
@@ -123,7 +127,7 @@ def run(cfg: dict, method: str, steps: int) -> None:
     timing = cfg["sampling"]["latency"]
     latency = measure_latency(lambda: backbone.decode(sampler(one_noise, one_cond)), timing["warmup"],
                               timing["repeats"])
-    with stage_output(stage_dir(cfg, "samples", f"{method}-{steps}"), cfg) as work:
+    with stage_output(kappa_dir(cfg, "samples", f"{method}-{steps}"), cfg) as work:
         save_tensors(work / "samples.safetensors", {"latents": latents, "videos": videos})
         save_gif(videos, work / "samples.gif")
         save_filmstrip(videos, work / "filmstrip.png")

@@ -18,8 +18,10 @@ HASHED_SECTIONS = ("seed", "backbone", "data", "teacher", "schedule", "trajector
 
 
 def trajectory_hash(cfg: dict) -> str:
-    """Hash of every config section the cached trajectories depend on."""
-    return config_hash(cfg, *HASHED_SECTIONS)
+    """Hash of every config section the cached trajectories depend on; the schedule's kappa is left out, since
+    the teacher's ODE does not depend on where the experts split it (the kappa sweep shares one cache)."""
+    schedule = {k: v for k, v in cfg["schedule"].items() if k != "kappa"}
+    return config_hash({**cfg, "schedule": schedule}, *HASHED_SECTIONS)
 
 
 def run(cfg: dict) -> None:

@@ -30,6 +30,12 @@ USERSTUDY_SETS = sorted(
     {f"{m}-{config['userstudy']['steps']}" for pair in config["userstudy"]["comparisons"] for m in pair}
 )
 ANSWERS_DIR = config["userstudy"].get("answers_dir") or f"{RUN}/userstudy-answers"
+# Fig. 10 (right): the points of the kappa sweep that need their own experts (the configured kappa is the run)
+KAPPA_POINTS = [k for k in config["kappa_sweep"]["values"] if k != config["schedule"]["kappa"]]
+SWEEP_SET = f"{config['tables']['method']}-{config['tables']['ablation_steps']}"
+
+wildcard_constraints:
+    kappa=r"\d+",
 
 # The stages read exactly what Snakemake read: the same config files, merged in the same order, plus
 # the --config overrides.
@@ -71,9 +77,22 @@ def resources_of(rule):
     return resources
 
 
-def seme_dir(variant):
+def point_dir(wildcards):
+    """Where a job's kappa-dependent inputs and outputs live: the run directory, or kappa/<K>/ for a job of
+    the kappa sweep (rules *_at_kappa, which have a `kappa` wildcard)."""
+    kappa = wildcards.get("kappa")
+    return RUN if kappa is None else f"{RUN}/kappa/{kappa}"
+
+
+def kappa_args(wildcards):
+    """The stage option that makes a job one point of the kappa sweep; nothing for the run's own jobs."""
+    kappa = wildcards.get("kappa")
+    return "" if kappa is None else f" --kappa {int(kappa)}"
+
+
+def seme_dir(variant, point=RUN):
     """SemE output of `variant`, by the package's own layout rule."""
-    return f"{RUN}/seme/{naming.seme_name(VARIANTS[variant])}"
+    return f"{point}/seme/{naming.seme_name(VARIANTS[variant])}"
 
 
 def seme_variant(tc):
@@ -84,11 +103,11 @@ def seme_variant(tc):
     raise ValueError(f"no decoupled variant with temporal coherence {tc}")
 
 
-def variant_inputs(variant):
+def variant_inputs(variant, point=RUN):
     """The trained networks of one Table 3 variant: VCM, or its SemE and DetE."""
     if not VARIANTS[variant]["decouple"]:
         return [f"{RUN}/vcm"]
-    return [seme_dir(variant), f"{RUN}/dete/{variant}"]
+    return [seme_dir(variant, point), f"{point}/dete/{variant}"]
 
 
 def method_inputs(wildcards):
@@ -102,4 +121,10 @@ def method_inputs(wildcards):
     mix = naming.parse_mixed_method(method)
     if mix is not None:
         return [f"{RUN}/vcm", *variant_inputs(mix.variant)]
-    return variant_inputs(method)
+    return variant_inputs(method, point_dir(wildcards))
+
+
+def sweep_eval_dir(kappa):
+    """The scores of the kappa sweep's sample set at one kappa: the run's own at the configured kappa."""
+    point = RUN if kappa == config["schedule"]["kappa"] else f"{RUN}/kappa/{kappa}"
+    return f"{point}/eval/{SWEEP_SET}"

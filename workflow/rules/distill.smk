@@ -8,6 +8,7 @@ rule seme:
         tc="tc|plain",
     params:
         variant=lambda w: seme_variant(w.tc),
+        kappa=kappa_args,
     log:
         f"{RUN}/logs/seme-{{tc}}.log",
     benchmark:
@@ -16,16 +17,18 @@ rule seme:
     resources:
         **resources_of("seme"),
     shell:
-        dcm("seme") + " --variant {params.variant:q} > {log:q} 2>&1"
+        dcm("seme") + " --variant {params.variant:q}{params.kappa} > {log:q} 2>&1"
 
 
 rule dete:
     input:
         f"{RUN}/teacher",
         f"{RUN}/trajectories",
-        lambda w: seme_dir(w.variant) if VARIANTS[w.variant]["parameter_efficient"] else [],
+        lambda w: seme_dir(w.variant, point_dir(w)) if VARIANTS[w.variant]["parameter_efficient"] else [],
     output:
         directory(f"{RUN}/dete/{{variant}}"),
+    params:
+        kappa=kappa_args,
     log:
         f"{RUN}/logs/dete-{{variant}}.log",
     benchmark:
@@ -34,7 +37,26 @@ rule dete:
     resources:
         **resources_of("dete"),
     shell:
-        dcm("dete") + " --variant {wildcards.variant:q} > {log:q} 2>&1"
+        dcm("dete") + " --variant {wildcards.variant:q}{params.kappa} > {log:q} 2>&1"
+
+
+# Fig. 10 (right): the experts again at each other kappa of the sweep, under <run>/kappa/<K>/
+use rule seme as seme_at_kappa with:
+    output:
+        directory(f"{RUN}/kappa/{{kappa}}/seme/{{tc}}"),
+    log:
+        f"{RUN}/logs/kappa{{kappa}}/seme-{{tc}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/kappa{{kappa}}/seme-{{tc}}.tsv"
+
+
+use rule dete as dete_at_kappa with:
+    output:
+        directory(f"{RUN}/kappa/{{kappa}}/dete/{{variant}}"),
+    log:
+        f"{RUN}/logs/kappa{{kappa}}/dete-{{variant}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/kappa{{kappa}}/dete-{{variant}}.tsv"
 
 
 rule weightdiff:

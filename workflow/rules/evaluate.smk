@@ -1,6 +1,6 @@
 rule evaluate:
     input:
-        f"{RUN}/samples/{{method}}-{{steps}}",
+        lambda w: f"{point_dir(w)}/samples/{w.method}-{w.steps}",
         f"{RUN}/samples/teacher-{TEACHER_STEPS}",
         f"{RUN}/dataset",
     output:
@@ -8,6 +8,8 @@ rule evaluate:
     wildcard_constraints:
         method=r"[A-Za-z0-9_+@]+",
         steps=r"\d+",
+    params:
+        kappa=kappa_args,
     log:
         f"{RUN}/logs/evaluate-{{method}}-{{steps}}.log",
     benchmark:
@@ -16,7 +18,16 @@ rule evaluate:
     resources:
         **resources_of("evaluate"),
     shell:
-        dcm("evaluate") + " --method {wildcards.method:q} --steps {wildcards.steps} > {log:q} 2>&1"
+        dcm("evaluate") + " --method {wildcards.method:q} --steps {wildcards.steps}{params.kappa} > {log:q} 2>&1"
+
+
+use rule evaluate as evaluate_at_kappa with:
+    output:
+        directory(f"{RUN}/kappa/{{kappa}}/eval/{{method}}-{{steps}}"),
+    log:
+        f"{RUN}/logs/kappa{{kappa}}/evaluate-{{method}}-{{steps}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/kappa{{kappa}}/evaluate-{{method}}-{{steps}}.tsv"
 
 
 rule trajdist:

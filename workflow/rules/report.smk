@@ -11,6 +11,8 @@ rule table:
         ),
     wildcard_constraints:
         table="1|3",
+    params:
+        table=lambda w: w.table,
     log:
         f"{RUN}/logs/table{{table}}.log",
     benchmark:
@@ -19,7 +21,26 @@ rule table:
     resources:
         **resources_of("tables"),
     shell:
-        dcm("tables") + " --table {wildcards.table} > {log:q} 2>&1"
+        dcm("tables") + " --table {params.table} > {log:q} 2>&1"
+
+
+# Fig. 10 (right) as a table: the sweep's scores at each kappa
+use rule table as kappa_table with:
+    input:
+        [sweep_eval_dir(k) for k in config["kappa_sweep"]["values"]],
+    output:
+        report(
+            directory(f"{RUN}/tables/kappa_sweep"),
+            patterns=["{name}.md"],
+            caption="../report/tables.rst",
+            category="Tables",
+        ),
+    params:
+        table="kappa",
+    log:
+        f"{RUN}/logs/kappa_sweep.log",
+    benchmark:
+        f"{RUN}/benchmarks/kappa_sweep.tsv"
 
 
 rule userstudy:
@@ -67,6 +88,7 @@ rule figures:
         f"{RUN}/weightdiff",
         f"{RUN}/trajdist",
         expand(f"{RUN}/samples/{{s}}", s=FIGURE_SETS + TABLE_SETS["1"]),
+        [f"{RUN}/tables/kappa_sweep"] if config["kappa_sweep"]["values"] else [],
     output:
         report(
             directory(f"{RUN}/figures"),

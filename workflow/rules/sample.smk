@@ -7,6 +7,8 @@ rule sample:
     wildcard_constraints:
         method=r"[A-Za-z0-9_+@]+",
         steps=r"\d+",
+    params:
+        kappa=kappa_args,
     log:
         f"{RUN}/logs/sample-{{method}}-{{steps}}.log",
     benchmark:
@@ -15,7 +17,16 @@ rule sample:
     resources:
         **resources_of("sample"),
     shell:
-        dcm("sample") + " --method {wildcards.method:q} --steps {wildcards.steps} > {log:q} 2>&1"
+        dcm("sample") + " --method {wildcards.method:q} --steps {wildcards.steps}{params.kappa} > {log:q} 2>&1"
+
+
+use rule sample as sample_at_kappa with:
+    output:
+        directory(f"{RUN}/kappa/{{kappa}}/samples/{{method}}-{{steps}}"),
+    log:
+        f"{RUN}/logs/kappa{{kappa}}/sample-{{method}}-{{steps}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/kappa{{kappa}}/sample-{{method}}-{{steps}}.tsv"
 
 
 rule compare:

@@ -30,8 +30,7 @@ USERSTUDY_SETS = sorted(
     {f"{m}-{config['userstudy']['steps']}" for pair in config["userstudy"]["comparisons"] for m in pair}
 )
 ANSWERS_DIR = config["userstudy"].get("answers_dir") or f"{RUN}/userstudy-answers"
-# Fig. 10 (right): the points of the kappa sweep that need their own experts (the configured kappa is the run)
-KAPPA_POINTS = [k for k in config["kappa_sweep"]["values"] if k != config["schedule"]["kappa"]]
+# Fig. 10 (right): the sample set the kappa sweep scores at each kappa
 SWEEP_SET = f"{config['tables']['method']}-{config['tables']['ablation_steps']}"
 
 wildcard_constraints:

@@ -55,6 +55,19 @@ def figure3_sets(cfg: dict) -> list[str]:
     return [f"{m}-{cfg['tables']['ablation_steps']}" for m in FIGURE3_PANELS.values()]
 
 
+def sample_sets(cfg: dict) -> list[str]:
+    """The sample sets the run scores: the teacher at its full step count, then the teacher, LCM, PCM and every
+    variant at each step count."""
+    sampling = cfg["sampling"]
+    return [f"teacher-{sampling['teacher_steps']}"] + [
+        f"{m}-{k}" for k in sampling["steps"] for m in ("teacher", "lcm", "pcm", *cfg["variants"])]
+
+
+def compare_sets(cfg: dict) -> list[str]:
+    """The sample sets `compare` measures against the full-step teacher: every scored set and Fig. 3's mixes."""
+    return sorted(set(sample_sets(cfg) + figure3_sets(cfg)))
+
+
 def seed_slices(prompts: int, seeds: int) -> list[slice]:
     """The videos of each sampling seed in a sample set, which is seed-major: video k * prompts + i is prompt i
     under seed k."""

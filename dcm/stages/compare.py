@@ -10,7 +10,7 @@ import torch
 from dcm.errors import DCMError
 from dcm.eval.distance import centroid_distance, feature_distance, per_video_rmse, pixel_rmse
 from dcm.io import atomic_path, load_tensors, read_json, write_json
-from dcm.naming import seed_slices
+from dcm.naming import compare_sets, seed_slices
 from dcm.report.tables import to_markdown
 from dcm.stages.common import grid, load_teacher, require, stage_dir, stage_output
 
@@ -32,7 +32,7 @@ def run(cfg: dict) -> None:
     sigma = grid(cfg)[1].float()  # the teacher reads a clean video best at its lowest non-zero noise level
     ref_features = _teacher_features(backbone, teacher, reference["latents"], cond, sigma)
     rows = []
-    for directory in sorted(p for p in samples.iterdir() if p.is_dir() and not p.name.endswith(".partial")):
+    for directory in (require(samples / name, "sample") for name in compare_sets(cfg)):
         tensors = load_tensors(directory / "samples.safetensors")
         if tensors["videos"].shape != reference["videos"].shape:
             raise DCMError(f"{directory} holds {tuple(tensors['videos'].shape)} videos, the reference "

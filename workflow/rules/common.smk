@@ -16,15 +16,12 @@ check_consistency(config, "snakemake config")
 RUN = f"{config['results_dir']}/{config['name']}"
 THREADS = config["threads"]  # each stage runs torch with this many threads
 VARIANTS = config["variants"]
-STEPS = config["sampling"]["steps"]
 TEACHER_STEPS = config["sampling"]["teacher_steps"]
 TABLE_SETS = {
     "1": naming.table1_sets(config),
     "3": [f"{v}-{config['tables']['ablation_steps']}" for v in VARIANTS],
 }
-SAMPLE_SETS = [f"teacher-{TEACHER_STEPS}"] + [
-    f"{m}-{k}" for k in STEPS for m in ["teacher", "lcm", "pcm", *VARIANTS]
-]
+SAMPLE_SETS = naming.sample_sets(config)
 FIGURE_SETS = naming.figure3_sets(config)
 USERSTUDY_SETS = sorted(
     {f"{m}-{config['userstudy']['steps']}" for pair in config["userstudy"]["comparisons"] for m in pair}

@@ -31,7 +31,7 @@ use rule sample as sample_at_kappa with:
 
 rule compare:
     input:
-        expand(f"{RUN}/samples/{{s}}", s=SAMPLE_SETS),
+        expand(f"{RUN}/samples/{{s}}", s=naming.compare_sets(config)),
     output:
         directory(f"{RUN}/compare"),
     log:

@@ -38,6 +38,6 @@ rule all:
         f"{RUN}/userstudy",
         f"{RUN}/figures",
         expand(f"{RUN}/tables/table{{t}}", t=["1", "3"]),
-        [f"{RUN}/tables/kappa_sweep"] if config["kappa_sweep"]["values"] else [],
-        expand(f"{RUN}/eval/{{s}}", s=SAMPLE_SETS),
+        [path(layout.table_dir, RUN, "kappa")] if config["kappa_sweep"]["values"] else [],
+        [path(layout.eval_dir, RUN, s) for s in SAMPLE_SETS],
     default_target: True

@@ -8,48 +8,60 @@ import logging
 import os
 import sys
 
-from dcm import tracking
+from dcm import methods, tracking
 from dcm.config import at_kappa, load_config
 from dcm.errors import DCMError
 
 log = logging.getLogger("dcm")
 
+#: stage -> (one-line help, "module:function" that runs it); the training stages of the registry follow
 STAGES = {
-    "dataset": "train/eval prompts: procedural clips (tiny) or the lines of data.prompt_file (real backbones)",
-    "teacher": "pretrain the tiny teacher (flow matching), or check and point to a pretrained pipeline",
-    "trajectories": "cache the teacher's 50-step ODE trajectories for every training prompt and seed",
-    "seme": "train the semantic expert on [kappa, N] (Eq. 6, + Eq. 8 if the variant has TC)",
-    "dete": "train the detail expert on [0, kappa] (Eq. 7, + Eq. 10 if the variant has GF)",
-    "weightdiff": "normalised L1 distance between two full experts per layer group (Fig. 5; variant od)",
-    "vcm": "train the vanilla consistency model: one student on both phases (Table 3, row 1)",
-    "lcm": "train the LCM baseline",
-    "pcm": "train the PCM baseline",
-    "sample": "few-step (or teacher) sampling of one method at one step count",
-    "compare": "distance of every sample set to the teacher's 50-step output from the same noise",
-    "evaluate": "score one sample set: tinybench on the tiny backbone, VBench (own environment) on real ones",
-    "trajdist": "L1 distance between adjacent teacher steps along the cached trajectories and the kappa it suggests (Fig. 10)",
-    "userstudy": "blinded pairwise rater sheets (DCM vs LCM, DCM vs PCM) and their key, kept apart",
-    "table2": "aggregate returned user-study answers into Table 2 (share preferring DCM, 95% Wilson interval)",
-    "tables": "Table 1, Table 3 or the kappa sweep (Fig. 10, right) as CSV and Markdown from the evaluation and latency files",
-    "figures": "the paper's figures (Fig. 2, 3, 5, 10 and sample grids) as PNG from the run's result files",
+    "dataset": ("train/eval prompts: procedural clips (tiny) or the lines of data.prompt_file (real backbones)",
+                "dcm.stages.dataset:run"),
+    "teacher": ("pretrain the tiny teacher (flow matching), or check and point to a pretrained pipeline",
+                "dcm.stages.teacher:run"),
+    "trajectories": ("cache the teacher's 50-step ODE trajectories for every training prompt and seed",
+                     "dcm.stages.trajectories:run"),
+    "seme": ("train the semantic expert on [kappa, N] (Eq. 6, + Eq. 8 if the variant has TC)", "dcm.stages.seme:run"),
+    "dete": ("train the detail expert on [0, kappa] (Eq. 7, + Eq. 10 if the variant has GF)", "dcm.stages.dete:run"),
+    "weightdiff": ("normalised L1 distance between two full experts per layer group (Fig. 5; variant od)",
+                   "dcm.stages.weightdiff:run"),
+    **{name: (trainer.help, trainer.run) for name, trainer in methods.TRAINERS.items()},
+    "sample": ("few-step (or teacher) sampling of one method at one step count", "dcm.stages.sample:run"),
+    "compare": ("distance of every sample set to the teacher's 50-step output from the same noise",
+                "dcm.stages.compare:run"),
+    "evaluate": ("score one sample set with the backbone's benchmark: tinybench (tiny) or VBench (own environment)",
+                 "dcm.stages.evaluate:run"),
+    "trajdist": ("L1 distance between adjacent teacher steps along the cached trajectories and the kappa it "
+                 "suggests (Fig. 10)", "dcm.stages.trajdist:run"),
+    "userstudy": ("blinded pairwise rater sheets (DCM vs LCM, DCM vs PCM) and their key, kept apart",
+                  "dcm.stages.userstudy:run"),
+    "table2": ("aggregate returned user-study answers into Table 2 (share preferring DCM, 95% Wilson interval)",
+               "dcm.stages.table2:run"),
+    "tables": ("Table 1, Table 3 or the kappa sweep (Fig. 10, right) as CSV and Markdown from the evaluation and "
+               "latency files", "dcm.stages.tables:run"),
+    "figures": ("the paper's figures (Fig. 2, 3, 5, 10 and sample grids) as PNG from the run's result files",
+                "dcm.stages.figures:run"),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dcm", description=__doc__)
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
-    for name, help_text in STAGES.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+    for name, (help_text, _) in STAGES.items():
+        escaped = help_text.replace("%", "%%")  # argparse %-formats help strings
+        p = sub.add_parser(name, help=escaped, description=escaped)
         p.add_argument("--config", required=True, action="append", metavar="FILE",
                        help="run config (YAML), e.g. config/config.yaml; repeat to deep-merge several in order")
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key, e.g. --set seme.steps=10 (repeatable)")
         if name in ("seme", "dete", "weightdiff"):
-            p.add_argument("--variant", default="od" if name == "weightdiff" else "dcm",
+            p.add_argument("--variant", default=methods.MIX_VARIANT if name == "weightdiff" else "dcm",
                            help="Table 3 variant from the config's `variants`")
         if name in ("sample", "evaluate"):
-            p.add_argument("--method", required=True, help="teacher, lcm, pcm, a variant name (e.g. dcm, vcm) or an expert mix "
-                           "<seme|vcm>+<dete|vcm>[@variant] (Fig. 3)")
+            p.add_argument("--method", required=True, help="a method of the registry (" + ", ".join(methods.METHODS)
+                           + "), a variant name (e.g. dcm, vcm) or an expert mix <seme|vcm>+<dete|vcm>[@variant] "
+                           "(Fig. 3)")
             p.add_argument("--steps", type=int, required=True, help="number of sampling steps")
         if name in ("seme", "dete", "sample", "evaluate"):
             p.add_argument("--kappa", type=int, metavar="K",
@@ -61,6 +73,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_arguments(cfg: dict, args: dict) -> None:
+    """Refuse a method, step count or variant the config cannot run, before any work or tracking starts."""
+    if "variant" in args:
+        methods.variant_flags(cfg, args["variant"])
+    if "method" in args:
+        methods.check_request(cfg, args["method"], args["steps"])
+
+
+def seed_torch(cfg: dict) -> None:
+    """Deterministic, thread-limited torch for this process."""
+    import torch
+
+    torch.set_num_threads(cfg["threads"])
+    torch.manual_seed(cfg["seed"])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -68,15 +96,15 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config, args.overrides)
         if getattr(args, "kappa", None) is not None:
             cfg = at_kappa(cfg, args.kappa)
-        from dcm.stages.common import setup
-
-        setup(cfg)
+        extra = {k: v for k, v in vars(args).items() if k in ("variant", "method", "steps", "table")}
+        check_arguments(cfg, extra)
+        seed_torch(cfg)
         log.info("CUDA_VISIBLE_DEVICES=%s SLURM_JOB_ID=%s RANK=%s WORLD_SIZE=%s",
                  os.environ.get("CUDA_VISIBLE_DEVICES", ""), os.environ.get("SLURM_JOB_ID", ""),
                  os.environ.get("RANK", "0"), os.environ.get("WORLD_SIZE", "1"))
-        extra = {k: v for k, v in vars(args).items() if k in ("variant", "method", "steps", "table")}
+        module, _, function = STAGES[args.stage][1].partition(":")
         with tracking.stage_run(cfg, args.stage, **extra, kappa=cfg["kappa_sweep"]["point"]):
-            importlib.import_module(f"dcm.stages.{args.stage}").run(cfg, **extra)
+            getattr(importlib.import_module(module), function)(cfg, **extra)
     except DCMError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

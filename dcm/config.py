@@ -74,40 +74,57 @@ def validate(cfg: dict, source: str = "config") -> dict:
 
 
 def check_consistency(cfg: dict, source: str) -> None:
-    """Rules across keys that a JSON schema cannot state; each error names the key."""
-    n = cfg["schedule"]["num_steps"]
-    for steps in cfg["sampling"]["steps"]:
-        if steps % 2:
-            raise DCMError(
-                f"{source}: sampling.steps contains {steps}: DCM splits steps evenly between its two experts, "
-                "so every step count must be even")
-    kappa = cfg["schedule"]["kappa"]
-    _check_kappa(kappa, f"schedule.kappa={kappa}", n, cfg["sampling"]["steps"], source)
-    for kappa in cfg["kappa_sweep"]["values"]:
-        _check_kappa(kappa, f"kappa_sweep.values contains {kappa}", n, [cfg["tables"]["ablation_steps"]], source)
+    """Rules across keys that a JSON schema cannot state, with the phase arithmetic the sampler uses: every
+    sample set, kappa point and table the workflow will build is checked here; each error names the key."""
+    from dcm import methods
+    from dcm.schedule import PhaseSchedule
+
+    phases = PhaseSchedule.from_config(cfg)
+    if not 0 < phases.kappa < phases.num_steps:
+        raise DCMError(f"{source}: schedule.kappa={phases.kappa} is outside the teacher grid: it must lie in "
+                       f"1..{phases.num_steps - 1} (schedule.num_steps={phases.num_steps})")
+    teacher_steps = cfg["sampling"]["teacher_steps"]
+    if teacher_steps > phases.num_steps:
+        raise DCMError(f"{source}: sampling.teacher_steps={teacher_steps} exceeds schedule.num_steps="
+                       f"{phases.num_steps}: the teacher samples on its own grid")
     for key, value, allowed in (("tables.ablation_steps", cfg["tables"]["ablation_steps"], cfg["sampling"]["steps"]),
                                 ("tables.method", cfg["tables"]["method"], list(cfg["variants"]))):
         if value not in allowed:
             raise DCMError(f"{source}: {key}={value!r} is not one of {allowed} (sampling.steps / variants)")
-    if cfg["pcm"]["phases"] > n:
-        raise DCMError(f"{source}: pcm.phases={cfg['pcm']['phases']} exceeds schedule.num_steps={n}")
-    if cfg["backbone"]["name"] != "tiny":
+    if cfg["kappa_sweep"]["values"] and not cfg["variants"][cfg["tables"]["method"]]["decouple"]:
+        raise DCMError(f"{source}: tables.method={cfg['tables']['method']!r} names a variant without experts "
+                       "(decouple: false), but kappa_sweep.values retrains SemE and DetE at each kappa")
+    methods.check_planned_sets(cfg, source)
+    _check_data(cfg, source)
+
+
+def _check_data(cfg: dict, source: str) -> None:
+    """The backbone's prompt source exists and leaves prompts to train on; procedural objects fit the frame."""
+    from dcm.backbone_specs import backbone_spec
+
+    spec, data, shape = backbone_spec(cfg), cfg["data"], cfg["backbone"]
+    if spec.pretrained:
         for key in ("backbone.pretrained", "data.prompt_file"):
             section, name = key.split(".")
             if name not in cfg[section]:
                 raise DCMError(f"{source}: {key} is required for backbone.name={cfg['backbone']['name']} "
                                "(a path: see config/wan2.1-t2v-1.3b.yaml)")
+    if spec.prompts == "procedural":
+        from dcm.data.procedural import all_factors, path_length
 
+        prompts = len(all_factors())
+        needed = path_length(shape["frames"], data["object_size"], data["speed"])
+        if needed > min(shape["height"], shape["width"]):
+            raise DCMError(f"{source}: data.object_size={data['object_size']} moving data.speed={data['speed']} px "
+                           f"for backbone.frames={shape['frames']} frames needs {needed:g} px, more than the "
+                           f"{shape['height']}x{shape['width']} frame (backbone.height, backbone.width)")
+    else:
+        from dcm.data.prompts import read_prompt_file
 
-def _check_kappa(kappa: int, what: str, n: int, step_counts: list[int], source: str) -> None:
-    """`kappa` lies inside the teacher grid and leaves each phase enough grid points for every step count;
-    `what` names it in errors (e.g. 'schedule.kappa=30')."""
-    if not 0 < kappa < n:
-        raise DCMError(f"{source}: {what} is outside the teacher grid: it must lie in 1..{n - 1}")
-    for steps in step_counts:
-        if steps // 2 > min(kappa, n - kappa):
-            raise DCMError(f"{source}: {steps} sampling steps need {steps // 2} grid points in each phase, "
-                           f"but {what} leaves only {min(kappa, n - kappa)} in one of them")
+        prompts = len(read_prompt_file(data["prompt_file"]))
+    if data["holdout_prompts"] >= prompts:
+        raise DCMError(f"{source}: data.holdout_prompts={data['holdout_prompts']} holds out every one of the "
+                       f"{prompts} prompts: at least one must be left to train on")
 
 
 def at_kappa(cfg: dict, kappa: int, source: str = "--kappa") -> dict:
@@ -115,7 +132,7 @@ def at_kappa(cfg: dict, kappa: int, source: str = "--kappa") -> dict:
     `kappa`, so that the kappa-dependent outputs go under <run>/kappa/<kappa>/."""
     cfg = copy.deepcopy(cfg)
     cfg["schedule"]["kappa"] = cfg["kappa_sweep"]["point"] = kappa
-    check_consistency(cfg, source)
+    check_consistency(cfg, f"{source} {kappa}")
     return cfg
 
 
@@ -154,8 +171,3 @@ def config_hash(cfg: dict, *sections: str) -> str:
     """Short stable hash of the named top-level sections (all of them when none is named)."""
     part = {k: cfg[k] for k in sections} if sections else cfg
     return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def run_dir(cfg: dict) -> Path:
-    """Directory that holds every output of this run."""
-    return Path(cfg["results_dir"]) / cfg["name"]

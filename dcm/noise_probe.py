@@ -13,7 +13,7 @@ import torch
 from dcm import distributed, tracking
 from dcm.errors import DCMError
 from dcm.io import read_json, write_json
-from dcm.solvers import uniform_edges
+from dcm.schedule import uniform_edges
 from dcm.trajectories import PairSampler, TrajectoryCache
 
 PROBE_FILE = "noise_probe.json"

@@ -1,5 +1,5 @@
-"""Samplers with one signature, (denoiser, noise, cond, sigmas, schedule): the teacher's Euler ODE solver
-and few-step consistency sampling on a sub-grid (Sec. 6 of the supplement)."""
+"""Samplers with one signature, (model, noise, cond, sigmas, schedule, ...): the teacher's Euler ODE solver,
+few-step consistency sampling on a sub-grid (Sec. 6 of the supplement) and LCM's multistep sampling."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import torch
 from tqdm.auto import tqdm
 
 from dcm.experts import Denoiser
-from dcm.solvers import euler_step
+from dcm.solvers import add_noise, euler_step
+
+RENOISE_SEED_OFFSET = 1 << 32  # LCM's re-noising stream of a video: its noise seed plus this, apart from the noise
 
 
 @torch.no_grad()
@@ -31,3 +33,19 @@ def euler_sample(denoiser: Denoiser, noise: torch.Tensor, cond: torch.Tensor, si
 def seeded_noise(shape: tuple[int, ...], seeds: list[int]) -> torch.Tensor:
     """One standard-normal latent per seed, (len(seeds), *shape), the same on every machine."""
     return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
+
+
+@torch.no_grad()
+def lcm_sample(consistency_fn, noise: torch.Tensor, cond: torch.Tensor, sigmas: torch.Tensor, schedule: list[int],
+               seeds: list[int]) -> torch.Tensor:
+    """LCM multistep sampling (Luo et al. 2023, Alg. 1): x0 = f(x, t_i), then re-noise x0 to t_{i+1} with fresh
+    noise drawn from each video's own stream (seeded by its noise seed), so every video and seed differs."""
+    streams = [torch.Generator().manual_seed(RENOISE_SEED_OFFSET + int(s)) for s in seeds]
+    x = noise
+    for i, j in zip(schedule[:-1], schedule[1:]):
+        x0 = consistency_fn(x, sigmas[i].to(x.dtype).expand(x.shape[0]), cond)
+        if j == 0:
+            return x0
+        fresh = torch.stack([torch.randn(x.shape[1:], generator=g) for g in streams]).to(x)
+        x = add_noise(x0, fresh, sigmas[j].to(x.dtype))
+    return x

@@ -1,4 +1,5 @@
-"""Flow-matching teacher grid, the ODE step Phi, phase edges and few-step schedules (paper Sec. 3.1-3.2).
+"""Flow-matching teacher grid, the ODE step Phi and the phase edge of an index (paper Sec. 3.1-3.2); the phase
+edges and few-step schedules of a run are dcm.schedule.PhaseSchedule.
 
 Index convention (the paper's): grid index i = 0..N, x_{t_N} is pure noise (sigma_N = 1) and x_{t_0} the
 clean end (sigma_0 = 0). The semantic phase is [kappa, N], the detail phase [0, kappa].
@@ -41,18 +42,6 @@ def predicted_x0(x: torch.Tensor, velocity: torch.Tensor, sigma) -> torch.Tensor
     return x - per_sample(sigma, x) * velocity
 
 
-def dcm_edges(num_steps: int, kappa: int) -> list[int]:
-    """Phase edges of the dual-expert split, descending: [N, kappa, 0]."""
-    return [num_steps, kappa, 0]
-
-
-def uniform_edges(num_steps: int, phases: int) -> list[int]:
-    """PCM's phase edges: `phases` sub-trajectories of near-equal length on the grid, descending."""
-    if not 1 <= phases <= num_steps:
-        raise DCMError(f"phases={phases} must lie in 1..{num_steps}")
-    return torch.linspace(num_steps, 0, phases + 1).round().long().tolist()
-
-
 def edge_below(index: torch.Tensor, edges: list[int]) -> torch.Tensor:
     """For each start index n >= 1, the phase edge it jumps to: the largest edge strictly below n."""
     ascending = torch.tensor(sorted(edges), device=index.device)
@@ -60,18 +49,3 @@ def edge_below(index: torch.Tensor, edges: list[int]) -> torch.Tensor:
     if (position < 0).any():
         raise DCMError(f"index {index.min().item()} has no phase edge below it in {edges}")
     return ascending[position]
-
-
-def phased_schedule(edges: list[int], steps: int) -> list[int]:
-    """Grid indices of a `steps`-step sampler, spread evenly over the phases, uniform inside each."""
-    phases = len(edges) - 1
-    if steps % phases:
-        raise DCMError(f"{steps} steps cannot be split evenly over {phases} phases (edges {edges})")
-    per_phase = steps // phases
-    schedule = [edges[0]]
-    for hi, lo in zip(edges[:-1], edges[1:]):
-        if hi - lo < per_phase:
-            raise DCMError(f"phase [{lo}, {hi}] has {hi - lo} grid intervals, fewer than {per_phase} steps")
-        points = torch.linspace(hi, lo, per_phase + 1).round().long().tolist()
-        schedule.extend(points[1:])
-    return schedule

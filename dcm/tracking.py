@@ -12,12 +12,11 @@ import time
 import warnings
 from pathlib import Path
 
-from dcm import distributed
+from dcm import distributed, methods
 
 PARENT_ENV = "DCM_PARENT_RUN_ID"
 ARTIFACT_SUFFIXES = {".json", ".jsonl", ".md", ".csv", ".gif", ".png", ".yaml", ".html"}
 ARTIFACT_MAX_BYTES = 5 << 20
-TABLE1_METHODS = {"teacher", "lcm", "pcm", "dcm"}
 
 
 def tracking_uri(cfg: dict) -> str:
@@ -37,12 +36,11 @@ def experiment_name(cfg: dict, stage: str, method: str | None = None, variant: s
         return f"{cfg['name']}/table2-userstudy"
     if stage in ("compare", "weightdiff", "trajdist", "figures"):
         return f"{cfg['name']}/analysis"
-    name = method or variant or {"lcm": "lcm", "pcm": "pcm", "vcm": "vcm"}.get(stage)
-    if name is None and stage in ("dataset", "teacher", "trajectories"):
+    if stage in ("dataset", "teacher", "trajectories"):
         return f"{cfg['name']}/setup"
-    if name in TABLE1_METHODS:
-        return f"{cfg['name']}/table1"
-    return f"{cfg['name']}/table3-ablations"
+    trained = next((m.name for m in methods.METHODS.values() if m.trainer and m.trainer.name == stage), None)
+    name = method or variant or trained
+    return f"{cfg['name']}/{methods.experiment(cfg, name) if name else 'table3-ablations'}"
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, str]:

@@ -8,10 +8,19 @@ from pathlib import Path
 
 import torch
 
+from dcm.config import config_hash
 from dcm.errors import DCMError
 from dcm.io import load_tensors, read_json, sha256
 
 MANIFEST = "manifest.json"
+HASHED_SECTIONS = ("seed", "backbone", "data", "teacher", "schedule", "trajectories")
+
+
+def trajectory_hash(cfg: dict) -> str:
+    """Hash of every config section the cached trajectories depend on; the schedule's kappa is left out, since
+    the teacher's ODE does not depend on where the experts split it (the kappa sweep shares one cache)."""
+    schedule = {k: v for k, v in cfg["schedule"].items() if k != "kappa"}
+    return config_hash({**cfg, "schedule": schedule}, *HASHED_SECTIONS)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from dcm.errors import DCMError
 from dcm.experts import Expert
 from dcm.io import read_json
 from dcm.noise_probe import NoiseProbe, bucket_ranges, gradient_norm, probe_batches
-from dcm.solvers import dcm_edges, teacher_sigmas
+from dcm.solvers import teacher_sigmas
 from dcm.training import TrainLoop, adamw
 from dcm.trajectories import PairSampler, TrajectoryCache
 
@@ -60,7 +60,7 @@ def _training(backbone, net, cache, tmp_path, probe_every: int | None, steps: in
     student = Expert(copy.deepcopy(net).train().requires_grad_(True))
     sigmas = teacher_sigmas(N, 1.0)
     objective = PhasedConsistency(student=student.denoiser(backbone), target=student.denoiser(backbone),
-                                  sigmas=sigmas, edges=dcm_edges(N, 3), loss="huber", huber_c=0.001)
+                                  sigmas=sigmas, edges=[N, 3, 0], loss="huber", huber_c=0.001)
     probe = None
     if probe_every is not None:
         ranges = bucket_ranges(N, 3)

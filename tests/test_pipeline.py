@@ -58,7 +58,7 @@ def test_trajectory_cache_is_the_teacher_ode(smoke_run):
 
 
 def test_trajectory_steps_are_teacher_euler_steps(smoke_run):
-    from dcm.stages.common import load_teacher
+    from dcm.backbones import load_teacher
 
     cfg = load_config(SMOKE, [f"results_dir={smoke_run.parent}"])
     backbone, teacher = load_teacher(cfg)

@@ -4,8 +4,7 @@ import pytest
 import torch
 
 from dcm.errors import DCMError
-from dcm.solvers import (add_noise, dcm_edges, edge_below, euler_step, phased_schedule, predicted_x0,
-                         teacher_sigmas, uniform_edges)
+from dcm.solvers import add_noise, edge_below, euler_step, predicted_x0, teacher_sigmas
 
 
 def test_euler_step_on_linear_ode_matches_hand_value():
@@ -49,22 +48,3 @@ def test_shift_moves_grid_to_high_noise():
 def test_edge_below_is_the_largest_edge_strictly_below():
     n = torch.tensor([50, 38, 37, 36, 1])
     assert edge_below(n, [50, 37, 0]).tolist() == [37, 37, 0, 0, 0]
-
-
-def test_dcm_schedule_splits_steps_evenly_as_the_authors_grid():
-    # HunyuanVideo's released 4-step grid was 50, 44, 38, 19 (then 0) with kappa = 38
-    assert phased_schedule(dcm_edges(50, 38), 4) == [50, 44, 38, 19, 0]
-    eight = phased_schedule(dcm_edges(50, 38), 8)
-    assert len(eight) == 9 and eight[4] == 38 and eight[0] == 50 and eight[-1] == 0
-
-
-def test_schedule_rejects_uneven_split_and_too_short_phase():
-    with pytest.raises(DCMError, match="evenly"):
-        phased_schedule(dcm_edges(50, 38), 5)
-    with pytest.raises(DCMError, match="fewer than"):
-        phased_schedule(dcm_edges(50, 48), 8)
-
-
-def test_uniform_edges_for_pcm():
-    assert uniform_edges(50, 4) == [50, 38, 25, 12, 0]  # 37.5 and 12.5 round half to even
-    assert uniform_edges(10, 2) == [10, 5, 0]

@@ -5,8 +5,8 @@ import itertools
 import pytest
 
 from dcm.eval.latency import measure_latency
-from dcm.io import write_csv, write_json
-from dcm.naming import table1_sets
+from dcm.io import write_json
+from dcm.methods import table1_sets
 from dcm.report.tables import kappa_sweep_rows, seed_spread, table1_rows, table3_rows, to_markdown
 
 
@@ -47,7 +47,7 @@ def test_table1_rows_compare_every_method_with_the_teacher(tmp_path):
         _write_set(tmp_path, f"{method}-{steps}", [base, base + 0.02], 0.5)
     sets = table1_sets({"sampling": {"teacher_steps": 50, "steps": [4]}, "tables": {"method": "dcm"}})
     assert sets == ["teacher-50", "teacher-4", "lcm-4", "pcm-4", "dcm-4"]
-    rows = table1_rows(tmp_path / "eval", tmp_path / "samples", sets)
+    rows = table1_rows(tmp_path / "eval", tmp_path / "samples", sets).to_dict("records")
     assert [(r["method"], r["steps"]) for r in rows] == [("teacher", 50), ("teacher", 4), ("lcm", 4), ("pcm", 4),
                                                         ("dcm", 4)]
     dcm = rows[-1]
@@ -62,13 +62,14 @@ def test_table3_rows_carry_the_ablation_switches(tmp_path):
                 "dcm": dict(decouple=True, parameter_efficient=True, temporal_coherence=True, gan=True)}
     _write_set(tmp_path, "vcm-4", [0.7], 1.0)
     _write_set(tmp_path, "dcm-4", [0.8], 1.0)
-    rows = table3_rows(tmp_path / "eval", variants, 4)
+    frame = table3_rows(tmp_path / "eval", variants, 4)
+    rows = frame.to_dict("records")
     assert [r["row"] for r in rows] == ["(1)", "(2)"]
     assert (rows[0]["OD"], rows[1]["OD"], rows[1]["GF"]) == (False, True, True)
     markdown = to_markdown(rows)
     assert "| (2) | dcm | ✓ | ✓ | ✓ | ✓ | 4 | 80.00 ± 0.00 |" in markdown
     assert "total_std" not in markdown
-    write_csv(tmp_path / "t.csv", rows)
+    frame.to_csv(tmp_path / "t.csv", index=False)
     assert (tmp_path / "t.csv").read_text().splitlines()[0].startswith("row,variant,OD,PE,TC,GF,steps,total,total_std")
 
 
@@ -83,7 +84,7 @@ def test_missing_scores_name_the_file(tmp_path):
 def test_kappa_sweep_rows_read_each_points_scores_in_kappa_order(tmp_path):
     for kappa, totals in ((30, [0.70, 0.74]), (20, [0.60, 0.60])):
         write_json(tmp_path / str(kappa) / "dcm-4" / "scores.json", _scores(totals))
-    rows = kappa_sweep_rows({30: tmp_path / "30", 20: tmp_path / "20"}, "dcm-4", configured=30)
+    rows = kappa_sweep_rows({30: tmp_path / "30", 20: tmp_path / "20"}, "dcm-4", configured=30).to_dict("records")
     assert [(r["kappa"], r["configured"]) for r in rows] == [(20, False), (30, True)]
     assert rows[0]["total"] == pytest.approx(60.0) and rows[0]["total_std"] == 0.0
     assert rows[1]["total"] == pytest.approx(72.0) and rows[1]["semantic"] == pytest.approx(62.0)

@@ -11,7 +11,7 @@ from dcm.errors import DCMError
 from dcm.eval.trajectory_distance import adjacent_l1, predicted_x0_path, suggest_kappa, trajectory_distance
 from dcm.io import save_tensors, sha256, write_json
 from dcm.solvers import teacher_sigmas
-from dcm.stages.trajectories import trajectory_hash
+from dcm.trajectories import trajectory_hash
 from tests.helpers import SMOKE
 
 SHAPE = (3, 2, 4, 4)

@@ -28,7 +28,8 @@ PACKAGE_SOURCE = "dcm"
 HEADER = ("# Generated from the Snakemake workflow by `.venv/bin/python workflow/dvc_yaml.py{args}`: do not edit,\n"
           "# regenerate (tests/test_dvc.py fails when this file and the rules disagree).\n")
 
-# Config sections each rule's command reads (`{wildcard}` is filled per job). A rule not listed here
+# Config sections each rule's command reads (`{wildcard}` is filled per job); the training stages of the
+# method registry and the samplers add what their entries read (`job_sections`). A rule not listed here
 # depends on its whole config file: correct, if eager.
 RULE_PARAMS = {
     "dataset": ["seed", "backbone", "data"],
@@ -36,9 +37,8 @@ RULE_PARAMS = {
     "trajectories": ["seed", "backbone", "schedule", "trajectories"],
     "seme": ["seed", "backbone", "schedule", "distill", "seme", "variants"],
     "dete": ["seed", "backbone", "schedule", "distill", "dete", "variants"],
-    "baseline": ["seed", "backbone", "schedule", "distill", "variants", "{baseline}"],
     "weightdiff": ["backbone", "variants"],
-    "sample": ["seed", "backbone", "schedule", "sampling", "variants", "lcm", "pcm"],
+    "sample": ["seed", "backbone", "schedule", "sampling"],
     "compare": ["backbone", "schedule", "sampling"],
     "evaluate": ["seed", "backbone", "data", "sampling", "evaluate"],
     "trajdist": ["schedule", "trajdist"],
@@ -121,17 +121,30 @@ def portable_command(job: dict) -> str:
     return command
 
 
-def stage_params(job: dict, configs: dict[str, dict]) -> list:
-    """DVC params of one job: the config sections its rule reads that each config file sets."""
-    sections = RULE_PARAMS.get(base_rule(job))
+def job_sections(job: dict, cfg: dict) -> list[str] | None:
+    """The config sections one job reads: its rule's, plus its registry entry's; None for the whole config."""
+    from dcm import methods
+
+    rule, wildcards = base_rule(job), job["wildcards"]
+    if rule == "baseline":
+        return list(methods.TRAINERS[wildcards["baseline"]].reads)
+    sections = RULE_PARAMS.get(rule)
+    if sections is not None and rule == "sample":
+        sections = [*sections, *methods.method(cfg, wildcards["method"]).reads]
+    return sections
+
+
+def stage_params(job: dict, configs: dict[str, dict], cfg: dict) -> list:
+    """DVC params of one job: the config sections it reads that each config file sets."""
+    sections = job_sections(job, cfg)
     if sections is None:
         return [{path: None} for path in configs]  # the whole file
-    wanted = [s.format(**job["wildcards"]) for s in sections]
+    wanted = list(dict.fromkeys(s.format(**job["wildcards"]) for s in sections))
     return [{path: [s for s in wanted if s in cfg]} for path, cfg in configs.items()
             if any(s in cfg for s in wanted)]
 
 
-def dvc_stage(job: dict, configs: dict[str, dict]) -> dict:
+def dvc_stage(job: dict, configs: dict[str, dict], cfg: dict) -> dict:
     """One DVC stage for one Snakemake job."""
     if not job["shellcmd"]:
         raise SystemExit(f"error: rule {job['rule_name']} has no shell command: DVC can only run shell commands")
@@ -140,7 +153,7 @@ def dvc_stage(job: dict, configs: dict[str, dict]) -> dict:
     persist = base_rule(job) in PERSISTENT_RULES
     stage = {"cmd": ([f"mkdir -p {shlex.join(log_dirs)}"] if log_dirs else []) + [portable_command(job)],
              "deps": list(dict.fromkeys([repo_relative(p, "input") for p in job["input"]] + [PACKAGE_SOURCE]))}
-    params = stage_params(job, configs)
+    params = stage_params(job, configs, cfg)
     if params:
         stage["params"] = params
     stage["outs"] = [{repo_relative(p, "output"): {"persist": True}} if persist else repo_relative(p, "output")
@@ -165,13 +178,16 @@ def curve_plots(job: dict) -> list[dict]:
 
 def dvc_document(configfiles: list[Path]) -> dict:
     """The whole dvc.yaml for these config files, as a mapping."""
+    from dcm.config import load_config
+
     configs = {repo_relative(f, "config file"): yaml.safe_load(f.read_text()) or {} for f in configfiles}
+    cfg = load_config(configfiles)
     jobs = [job for job in snakemake_jobs(configfiles) if job["rule_name"] != "all"]
     names = [stage_name(job) for job in jobs]
     clash = sorted({n for n in names if names.count(n) > 1})
     if clash:
         raise SystemExit(f"error: several jobs map to the DVC stage name(s) {clash}")
-    return {"stages": {stage_name(job): dvc_stage(job, configs) for job in jobs},
+    return {"stages": {stage_name(job): dvc_stage(job, configs, cfg) for job in jobs},
             "metrics": [m for job in jobs for m in metric_files(job)],
             "plots": [p for job in jobs for p in curve_plots(job)]}
 

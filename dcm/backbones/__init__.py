@@ -5,6 +5,10 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+import torch
+
+from dcm import layout
+from dcm.backbone_specs import backbone_spec
 from dcm.backbones.base import Backbone
 from dcm.errors import DCMError
 
@@ -29,7 +33,7 @@ def load_backbone(cfg: dict, teacher_dir: str | Path) -> Backbone:
     """The adapter for `cfg['backbone']['name']`, set up from the teacher saved in `teacher_dir` (for real
     backbones: checked against the pointer file the teacher stage wrote there)."""
     name = cfg["backbone"]["name"]
-    if name == "tiny":
+    if not backbone_spec(cfg).pretrained:
         from dcm.backbones.tiny import TinyBackbone
 
         return TinyBackbone.from_directory(cfg["backbone"], teacher_dir)
@@ -40,4 +44,17 @@ def load_backbone(cfg: dict, teacher_dir: str | Path) -> Backbone:
     return adapter(cfg["backbone"])
 
 
-__all__ = ["Backbone", "load_backbone", "pretrained_adapter", "AVAILABLE"]
+def teacher_network_dir(cfg: dict) -> Path:
+    """Where the teacher stage saves (or points to) the teacher network."""
+    return layout.run_dir(cfg) / "teacher" / layout.NETWORK
+
+
+def load_teacher(cfg: dict) -> tuple[Backbone, torch.nn.Module]:
+    """The backbone adapter and the frozen teacher network in eval mode."""
+    directory = layout.require(teacher_network_dir(cfg), "teacher")
+    backbone = load_backbone(cfg, directory)
+    teacher = backbone.load_network(directory).eval().requires_grad_(False)
+    return backbone, teacher
+
+
+__all__ = ["Backbone", "load_backbone", "load_teacher", "pretrained_adapter", "teacher_network_dir", "AVAILABLE"]

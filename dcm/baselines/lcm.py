@@ -1,6 +1,7 @@
 """Latent Consistency Model baseline (Luo et al. 2023), following diffusers' consistency-distillation
-example: boundary-condition scalings, EMA target, mapping every grid point to the clean end, and multistep
-sampling that re-noises between steps. Adapted to flow matching: x0 = x_t - sigma v, timestep = 1000 sigma."""
+example: boundary-condition scalings, EMA target, mapping every grid point to the clean end (its multistep
+sampler, which re-noises between steps, is dcm.sampling.lcm_sample). Adapted to flow matching:
+x0 = x_t - sigma v, timestep = 1000 sigma."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 
 from dcm.experts import Denoiser
 from dcm.losses import consistency_distance
-from dcm.solvers import per_sample, add_noise, predicted_x0
+from dcm.solvers import per_sample, predicted_x0
 
 
 def boundary_scalings(timestep: torch.Tensor, sigma_data: float = 0.5, timestep_scaling: float = 10.0):
@@ -53,16 +54,3 @@ class LCMObjective:
             tgt = self.target(x_prev, self.sigmas[n - 1].to(x_n.dtype), cond)
         loss = consistency_distance(pred, tgt, self.loss, self.huber_c)
         return loss, {"consistency": loss, "index": n.float().mean()}
-
-
-@torch.no_grad()
-def lcm_sample(function: LCMFunction, noise: torch.Tensor, cond: torch.Tensor, sigmas: torch.Tensor,
-               schedule: list[int], seed: int) -> torch.Tensor:
-    """LCM multistep sampling: x0 = f(x, t_i), then re-noise x0 to t_{i+1} with fresh noise (seeded)."""
-    generator = torch.Generator().manual_seed(seed)
-    x = noise
-    for i, j in zip(schedule[:-1], schedule[1:]):
-        x0 = function(x, sigmas[i].to(x.dtype).expand(x.shape[0]), cond)
-        fresh = torch.randn(x.shape, generator=generator).to(x)
-        x = add_noise(x0, fresh, sigmas[j].to(x.dtype)) if j > 0 else x0
-    return x

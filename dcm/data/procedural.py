@@ -82,6 +82,12 @@ def render_clip(factors: Factors, start: tuple[float, float], frames: int, heigh
     return clip * 2 - 1
 
 
+def path_length(frames: int, size: float, speed: float) -> float:
+    """Pixels a clip's object covers along its direction of motion: its size, a half-pixel margin each side,
+    and its travel; every direction fits in a frame at least this long on both sides."""
+    return size + 1.0 + speed * (frames - 1)
+
+
 def random_start(rng: np.random.Generator, direction: str, frames: int, height: int, width: int,
                  size: float, speed: float) -> tuple[float, float]:
     """A start centre such that the whole path stays inside the frame, drawn uniformly."""
@@ -92,7 +98,7 @@ def random_start(rng: np.random.Generator, direction: str, frames: int, height: 
     y_lo, y_hi = margin + max(0.0, -dy * travel), height - margin - max(0.0, dy * travel)
     if x_lo > x_hi or y_lo > y_hi:
         raise ValueError(f"a {size}px shape moving {speed}px/frame for {frames} frames does not fit "
-                         f"in {height}x{width}")
+                         f"in {height}x{width}: it needs {path_length(frames, size, speed):g} px")
     return float(rng.uniform(x_lo, x_hi)), float(rng.uniform(y_lo, y_hi))
 
 

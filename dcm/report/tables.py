@@ -1,12 +1,14 @@
 """Tables 1 and 3 of the paper from the evaluation and latency files of a run, with the spread across
-sampling seeds (the paper reports single numbers; we report mean +- standard deviation)."""
+sampling seeds (the paper reports single numbers; we report mean +- standard deviation), as pandas frames."""
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 
+import pandas as pd
+
 from dcm.io import read_json
+from dcm.layout import parse_sample_set
 
 SCORES = ("total", "quality", "semantic")
 ABLATION_FLAGS = (("OD", "decouple"), ("PE", "parameter_efficient"), ("TC", "temporal_coherence"), ("GF", "gan"))
@@ -14,50 +16,47 @@ ABLATION_FLAGS = (("OD", "decouple"), ("PE", "parameter_efficient"), ("TC", "tem
 
 def seed_spread(scores: dict, key: str) -> tuple[float, float, int]:
     """(mean, sample standard deviation, count) of `key` over the per-seed scores, in VBench percent."""
-    values = [100 * s[key] for s in scores["per_seed"]]
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0, len(values)
+    values = pd.Series([100 * s[key] for s in scores["per_seed"]], dtype=float)
+    return float(values.mean()), float(values.std()) if len(values) > 1 else 0.0, len(values)
 
 
 def _score_columns(scores: dict) -> dict:
+    per_seed = 100 * pd.DataFrame(scores["per_seed"], columns=list(SCORES), dtype=float)
+    spread = per_seed.std() if len(per_seed) > 1 else per_seed.iloc[0] * 0.0
     row = {}
     for key in SCORES:
-        mean, std, n = seed_spread(scores, key)
-        row[key] = mean
-        row[f"{key}_std"] = std
-    row["seeds"] = n
-    for key in ("frechet_to_real", "rmse_to_teacher"):
-        if key in scores:
-            row[key] = scores[key]
+        row[key] = float(per_seed[key].mean())
+        row[f"{key}_std"] = float(spread[key])
+    row["seeds"] = len(per_seed)
+    row.update({k: scores[k] for k in ("frechet_to_real", "rmse_to_teacher") if k in scores})
     return row
 
 
-def table1_rows(eval_dir: Path, samples_dir: Path, sets: list[str]) -> list[dict]:
+def _scores(directory: Path, name: str) -> dict:
+    return _score_columns(read_json(directory / name / "scores.json"))
+
+
+def table1_rows(eval_dir: Path, samples_dir: Path, sets: list[str]) -> pd.DataFrame:
     """Table 1: latency, speed-up over the first set (the full-step teacher) and scores of each sample set."""
-    reference = read_json(samples_dir / sets[0] / "latency.json")["per_video"]["median_s"]
-    rows = []
-    for name in sets:
-        method, steps = name.rsplit("-", 1)
-        latency = read_json(samples_dir / name / "latency.json")["per_video"]
-        rows.append({"method": method, "steps": int(steps), "latency_s": latency["median_s"],
-                     "speedup": reference / latency["median_s"],
-                     **_score_columns(read_json(eval_dir / name / "scores.json"))})
-    return rows
+    frame = pd.DataFrame([{"method": parse_sample_set(name)[0], "steps": parse_sample_set(name)[1],
+                           "latency_s": read_json(samples_dir / name / "latency.json")["per_video"]["median_s"],
+                           **_scores(eval_dir, name)} for name in sets])
+    frame.insert(3, "speedup", frame["latency_s"].iloc[0] / frame["latency_s"])
+    return frame
 
 
-def table3_rows(eval_dir: Path, variants: dict, steps: int) -> list[dict]:
+def table3_rows(eval_dir: Path, variants: dict, steps: int) -> pd.DataFrame:
     """Table 3: one row per ablation variant, its OD/PE/TC/GF switches and scores at `steps` steps."""
-    rows = []
-    for number, (name, flags) in enumerate(variants.items(), start=1):
-        switches = {label: bool(flags[key]) for label, key in ABLATION_FLAGS}
-        rows.append({"row": f"({number})", "variant": name, **switches, "steps": steps,
-                     **_score_columns(read_json(eval_dir / f"{name}-{steps}" / "scores.json"))})
-    return rows
+    return pd.DataFrame([{"row": f"({number})", "variant": name,
+                          **{label: bool(flags[key]) for label, key in ABLATION_FLAGS}, "steps": steps,
+                          **_scores(eval_dir, f"{name}-{steps}")}
+                         for number, (name, flags) in enumerate(variants.items(), start=1)])
 
 
-def kappa_sweep_rows(eval_dirs: dict[int, Path], name: str, configured: int) -> list[dict]:
+def kappa_sweep_rows(eval_dirs: dict[int, Path], name: str, configured: int) -> pd.DataFrame:
     """Fig. 10 (right) as a table: the scores of sample set `name` at each kappa, the configured one marked."""
-    return [{"kappa": kappa, "configured": kappa == configured,
-             **_score_columns(read_json(eval_dirs[kappa] / name / "scores.json"))} for kappa in sorted(eval_dirs)]
+    return pd.DataFrame([{"kappa": kappa, "configured": kappa == configured, **_scores(eval_dirs[kappa], name)}
+                         for kappa in sorted(eval_dirs)])
 
 
 def _cell(row: dict, key: str) -> str:
@@ -71,8 +70,10 @@ def _cell(row: dict, key: str) -> str:
     return str(value)
 
 
-def to_markdown(rows: list[dict], hide: tuple[str, ...] = tuple(f"{k}_std" for k in SCORES)) -> str:
+def to_markdown(rows: list[dict] | pd.DataFrame, hide: tuple[str, ...] = tuple(f"{k}_std" for k in SCORES)) -> str:
     """The rows as a Markdown table; scores as mean ± std over seeds, booleans as check marks."""
+    if isinstance(rows, pd.DataFrame):
+        rows = rows.to_dict("records")
     keys = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in hide]
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(_cell(r, k) for k in keys) + " |" for r in rows]

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import torch
 
-from dcm import tracking
+from dcm import layout, tracking
+from dcm.backbone_specs import backbone_spec
 from dcm.data.procedural import Factors, make_clips
 from dcm.errors import DCMError
 from dcm.eval import tinybench, vbench
 from dcm.eval.distance import per_video_rmse
 from dcm.io import atomic_path, load_tensors, read_json, write_json
-from dcm.naming import seed_slices
+from dcm.outputs import stage_output
 from dcm.report.tables import to_markdown
-from dcm.stages.common import kappa_dir, require, stage_dir, stage_output
 from dcm.video import to_uint8_video
 
 SUMMARY = ("quality", "semantic", "total")
@@ -56,7 +56,7 @@ def _tinybench(cfg: dict, videos: torch.Tensor, prompts: list[str], seeds: int) 
     _, real_descriptors = score(real, real_factors)
     return {**tinybench.summarise(per_video),
             "per_seed": [tinybench.summarise({d: v[s] for d, v in per_video.items()})
-                         for s in seed_slices(len(prompts), seeds)],
+                         for s in layout.seed_slices(len(prompts), seeds)],
             "frechet_to_real": tinybench.frechet_distance(descriptors, real_descriptors),
             "frechet_descriptor": list(tinybench.DESCRIPTOR), "real_clips": len(real)}
 
@@ -76,8 +76,8 @@ def _vbench(cfg: dict, videos: torch.Tensor, prompts: list[str], work: Path) -> 
 
 def _teacher_rmse(cfg: dict, videos: torch.Tensor, slices: list[slice]) -> dict:
     """Mean per-video RMSE to the teacher's full-step samples from the same noise, overall and per seed."""
-    name = f"teacher-{cfg['sampling']['teacher_steps']}"
-    path = stage_dir(cfg, "samples", name, "samples.safetensors")
+    name = layout.sample_set("teacher", cfg["sampling"]["teacher_steps"])
+    path = layout.samples_dir(layout.run_dir(cfg), name) / layout.SAMPLES
     if not path.is_file():
         return {"rmse_reference": None, "rmse_to_teacher": None}
     reference = load_tensors(path)["videos"]
@@ -108,21 +108,21 @@ def score_metrics(scores: dict) -> dict[str, float]:
 
 
 def run(cfg: dict, method: str, steps: int) -> None:
-    name = f"{method}-{steps}"
-    samples = require(kappa_dir(cfg, "samples", name), "sample")
-    videos = load_tensors(samples / "samples.safetensors")["videos"]
+    name, point = layout.sample_set(method, steps), layout.own_point(cfg)
+    samples = layout.require(layout.samples_dir(point, name), "sample")
+    videos = load_tensors(samples / layout.SAMPLES)["videos"]
     meta = read_json(samples / "meta.json")
     prompts, seeds = meta["prompts"], len(meta["seeds"])
     if len(videos) != len(prompts) * seeds:
         raise DCMError(f"{samples}: {len(videos)} videos but {len(prompts)} prompts x {seeds} seeds in meta.json")
-    backend = "tinybench" if cfg["backbone"]["name"] == "tiny" else "vbench"
+    backend = backbone_spec(cfg).benchmark
     if backend == "vbench" and not cfg["evaluate"]["vbench_python"]:
         raise DCMError(f"evaluate.vbench_python is not set: backbone.name={cfg['backbone']['name']} is scored with "
                        "VBench, which needs its own interpreter (scripts/vbench/README.md)")
-    with stage_output(kappa_dir(cfg, "eval", name), cfg) as work:
+    with stage_output(layout.eval_dir(point, name), cfg) as work:
         scores = _tinybench(cfg, videos, prompts, seeds) if backend == "tinybench" else \
             _vbench(cfg, videos, prompts, work)
-        scores.update(_teacher_rmse(cfg, videos, seed_slices(len(prompts), seeds)))
+        scores.update(_teacher_rmse(cfg, videos, layout.seed_slices(len(prompts), seeds)))
         scores.update(backend=backend, samples=name, method=method, steps=steps, prompts=len(prompts), seeds=seeds,
                       videos=len(videos))
         write_json(work / "scores.json", scores)

@@ -8,31 +8,33 @@ from __future__ import annotations
 from dcm.io import load_tensors, read_json
 from dcm.report.figures import (plot_kappa_sweep, plot_noise_probe, plot_sample_grid, plot_trajectory_distance,
                                 plot_weight_difference)
-from dcm.naming import FIGURE3_PANELS, table1_sets
-from dcm.stages.common import require, stage_dir, stage_output
+from dcm import layout
+from dcm.methods import FIGURE3_PANELS, table1_sets
+from dcm.outputs import stage_output
+from dcm.schedule import PhaseSchedule
 
 def _videos(cfg: dict, name: str):
-    directory = require(stage_dir(cfg, "samples", name), "sample")
-    return load_tensors(directory / "samples.safetensors")["videos"], read_json(directory / "meta.json")["prompts"]
+    directory = layout.require(layout.samples_dir(layout.run_dir(cfg), name), "sample")
+    return load_tensors(directory / layout.SAMPLES)["videos"], read_json(directory / "meta.json")["prompts"]
 
 
 def run(cfg: dict) -> None:
-    steps = cfg["tables"]["ablation_steps"]
-    mix = {label: _videos(cfg, f"{method}-{steps}") for label, method in FIGURE3_PANELS.items()}
+    steps, run_dir = cfg["tables"]["ablation_steps"], layout.run_dir(cfg)
+    mix = {label: _videos(cfg, layout.sample_set(method, steps)) for label, method in FIGURE3_PANELS.items()}
     grid = {name: _videos(cfg, name) for name in table1_sets(cfg)}
     prompts = next(iter(mix.values()))[1]
-    with stage_output(stage_dir(cfg, "figures"), cfg) as work:
-        plot_noise_probe(read_json(require(stage_dir(cfg, "vcm", "noise_probe.json"), "vcm")),
+    with stage_output(run_dir / "figures", cfg) as work:
+        plot_noise_probe(read_json(layout.require(run_dir / "vcm" / "noise_probe.json", "vcm")),
                          work / "fig2_noise_probe.png")
         plot_sample_grid({label: videos for label, (videos, _) in mix.items()}, work / "fig3_expert_mix.png", prompts)
-        plot_weight_difference(read_json(require(stage_dir(cfg, "weightdiff", "weight_difference.json"),
-                                                 "weightdiff")), work / "fig5_weight_difference.png")
-        trajdist = read_json(require(stage_dir(cfg, "trajdist", "trajectory_distance.json"), "trajdist"))
+        plot_weight_difference(read_json(layout.require(run_dir / "weightdiff" / "weight_difference.json",
+                                                        "weightdiff")), work / "fig5_weight_difference.png")
+        trajdist = read_json(layout.require(run_dir / "trajdist" / "trajectory_distance.json", "trajdist"))
         plot_trajectory_distance(trajdist, work / "fig10_trajectory_distance.png")
         if cfg["kappa_sweep"]["values"]:
-            sweep = stage_dir(cfg, "tables", "kappa_sweep", "kappa_sweep.json")
-            plot_kappa_sweep(read_json(require(sweep, "tables --table kappa"))["rows"], work / "fig10_kappa_sweep.png",
-                             {"suggested": trajdist["suggested_kappa"], "configured": cfg["schedule"]["kappa"]})
+            sweep = layout.table_dir(run_dir, "kappa") / "kappa_sweep.json"
+            plot_kappa_sweep(read_json(layout.require(sweep, "tables --table kappa"))["rows"], work / "fig10_kappa_sweep.png",
+                             {"suggested": trajdist["suggested_kappa"], "configured": PhaseSchedule.from_config(cfg).kappa})
         for video in range(min(len(prompts), 4)):
             plot_sample_grid({name: videos for name, (videos, _) in grid.items()},
                              work / f"samples_prompt{video}.png", prompts, video=video)

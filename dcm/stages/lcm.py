@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from dcm import layout
+from dcm.backbones import load_teacher, teacher_network_dir
 from dcm.baselines.lcm import LCMFunction, LCMObjective
-from dcm.stages.common import grid, load_teacher, stage_dir, stage_output, teacher_network_dir
-from dcm.stages.distill import fresh_student, load_cache
+from dcm.distillation import fresh_student, load_cache
+from dcm.outputs import stage_output
+from dcm.schedule import PhaseSchedule
 from dcm.training import TrainLoop, adamw, make_ema
 from dcm.trajectories import PairSampler
 
 
 def run(cfg: dict) -> None:
+    phases = PhaseSchedule.from_config(cfg)
     backbone, _ = load_teacher(cfg)
     student = fresh_student(backbone, teacher_network_dir(cfg))
     lcfg, dcfg = cfg["lcm"], cfg["distill"]
@@ -18,13 +22,13 @@ def run(cfg: dict) -> None:
     def function(expert):
         return LCMFunction(expert.denoiser(backbone), lcfg["sigma_data"], lcfg["timestep_scaling"])
 
-    with stage_output(stage_dir(cfg, "lcm"), cfg) as work:
+    with stage_output(layout.trainer_dir(layout.run_dir(cfg), "lcm"), cfg) as work:
         TrainLoop(
             student=student, optimizer=adamw(student.parameters(), lcfg["lr"], dcfg["weight_decay"]),
-            objective=LCMObjective(function(student), function(ema.module), grid(cfg), lcfg["loss"],
+            objective=LCMObjective(function(student), function(ema.module), phases.sigmas, lcfg["loss"],
                                    dcfg["huber_c"]),
-            sample_batch=PairSampler(load_cache(cfg), 0, cfg["schedule"]["num_steps"], lcfg["batch_size"]),
+            sample_batch=PairSampler(load_cache(cfg), 0, phases.num_steps, lcfg["batch_size"]),
             out_dir=work, steps=lcfg["steps"], seed=cfg["seed"], checkpoint_every=lcfg["checkpoint_every"],
             grad_clip=dcfg["grad_clip"], ema=ema, description="lcm",
         ).run()
-        backbone.save_network(student.net, work / "network")
+        backbone.save_network(student.net, work / layout.NETWORK)

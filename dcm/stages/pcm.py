@@ -3,15 +3,18 @@ phase's edge, no expert split."""
 
 from __future__ import annotations
 
-from dcm.solvers import uniform_edges
-from dcm.stages.common import load_teacher, stage_dir, stage_output, teacher_network_dir
-from dcm.stages.distill import fresh_student, train_consistency
+from dcm import layout
+from dcm.backbones import load_teacher, teacher_network_dir
+from dcm.distillation import fresh_student, load_cache, train_consistency
+from dcm.outputs import stage_output
+from dcm.schedule import PhaseSchedule
 
 
 def run(cfg: dict) -> None:
+    phases = PhaseSchedule.from_config(cfg)
     backbone, _ = load_teacher(cfg)
     student = fresh_student(backbone, teacher_network_dir(cfg))
-    n = cfg["schedule"]["num_steps"]
-    with stage_output(stage_dir(cfg, "pcm"), cfg) as work:
-        train_consistency(cfg, "pcm", backbone, student, uniform_edges(n, cfg["pcm"]["phases"]), (0, n), work)
-        backbone.save_network(student.net, work / "network")
+    with stage_output(layout.trainer_dir(layout.run_dir(cfg), "pcm"), cfg) as work:
+        train_consistency(cfg, "pcm", backbone, student, phases.edges("pcm"), (0, phases.num_steps), work,
+                          load_cache(cfg))
+        backbone.save_network(student.net, work / layout.NETWORK)

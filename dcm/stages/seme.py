@@ -3,20 +3,23 @@ consistency loss of Eq. 6, plus the temporal coherence loss of Eq. 8 when the va
 
 from __future__ import annotations
 
+from dcm import layout
+from dcm.backbones import load_teacher, teacher_network_dir
+from dcm.distillation import fresh_student, load_cache, train_consistency
 from dcm.errors import DCMError
-from dcm.solvers import dcm_edges
-from dcm.stages.common import load_teacher, stage_output, teacher_network_dir
-from dcm.stages.distill import fresh_student, seme_dir, train_consistency, variant_flags
+from dcm.methods import variant_flags
+from dcm.outputs import stage_output
+from dcm.schedule import PhaseSchedule
 
 
 def run(cfg: dict, variant: str = "dcm") -> None:
     flags = variant_flags(cfg, variant)
     if not flags["decouple"]:
         raise DCMError(f"variant {variant!r} has decouple: false, so it has no semantic expert: run the vcm stage")
+    phases = PhaseSchedule.from_config(cfg)
     backbone, _ = load_teacher(cfg)
     student = fresh_student(backbone, teacher_network_dir(cfg))
-    n, kappa = cfg["schedule"]["num_steps"], cfg["schedule"]["kappa"]
-    with stage_output(seme_dir(cfg, flags), cfg) as work:
-        train_consistency(cfg, "seme", backbone, student, dcm_edges(n, kappa)[:2], (kappa, n), work,
-                          tc=flags["temporal_coherence"])
-        backbone.save_network(student.net, work / "network")
+    with stage_output(layout.seme_dir(layout.own_point(cfg), flags["temporal_coherence"]), cfg) as work:
+        train_consistency(cfg, "seme", backbone, student, phases.semantic_edges, phases.semantic_range, work,
+                          load_cache(cfg), tc=flags["temporal_coherence"])
+        backbone.save_network(student.net, work / layout.NETWORK)

@@ -3,38 +3,43 @@ from the run's evaluation scores and latency files only (nothing is recomputed h
 
 from __future__ import annotations
 
-from dcm.config import at_kappa
+import pandas as pd
+
+from dcm import layout
 from dcm.errors import DCMError
-from dcm.io import atomic_path, write_csv, write_json
-from dcm.naming import table1_sets
+from dcm.io import atomic_path, write_json
+from dcm.methods import sweep_set, table1_sets
+from dcm.outputs import stage_output
 from dcm.report.tables import kappa_sweep_rows, table1_rows, table3_rows, to_markdown
-from dcm.stages.common import kappa_dir, require, stage_dir, stage_output
+from dcm.schedule import PhaseSchedule
 
-TABLES = {"1": "table1", "3": "table3", "kappa": "kappa_sweep"}
+TABLES = ("1", "3", "kappa")
 
 
-def _kappa_sweep(cfg: dict) -> list[dict]:
-    kappas, configured = cfg["kappa_sweep"]["values"], cfg["schedule"]["kappa"]
+def _kappa_sweep(cfg: dict) -> pd.DataFrame:
+    kappas = cfg["kappa_sweep"]["values"]
     if not kappas:
         raise DCMError("kappa_sweep.values is empty: there is no kappa sweep to tabulate")
-    eval_dirs = {k: require(kappa_dir(cfg if k == configured else at_kappa(cfg, k), "eval"), "evaluate")
-                 for k in kappas}
-    return kappa_sweep_rows(eval_dirs, f"{cfg['tables']['method']}-{cfg['tables']['ablation_steps']}", configured)
+    eval_dirs = {k: layout.require(layout.sweep_point(cfg, k) / "eval", "evaluate") for k in kappas}
+    return kappa_sweep_rows(eval_dirs, sweep_set(cfg), PhaseSchedule.from_config(cfg).kappa)
 
 
 def run(cfg: dict, table: str) -> None:
     if table not in TABLES:
-        raise DCMError(f"unknown table {table!r}: this stage makes tables {sorted(TABLES)} (Table 2 is `table2`)")
+        raise DCMError(f"unknown table {table!r}: this stage makes tables {list(TABLES)} (Table 2 is `table2`)")
+    run_dir = layout.run_dir(cfg)
     if table == "1":
-        rows = table1_rows(require(stage_dir(cfg, "eval"), "evaluate"), stage_dir(cfg, "samples"), table1_sets(cfg))
+        rows = table1_rows(layout.require(run_dir / "eval", "evaluate"), run_dir / "samples", table1_sets(cfg))
     elif table == "3":
-        rows = table3_rows(require(stage_dir(cfg, "eval"), "evaluate"), cfg["variants"],
+        rows = table3_rows(layout.require(run_dir / "eval", "evaluate"), cfg["variants"],
                            cfg["tables"]["ablation_steps"])
     else:
         rows = _kappa_sweep(cfg)
-    name = TABLES[table]
-    with stage_output(stage_dir(cfg, "tables", name), cfg) as work:
-        write_csv(work / f"{name}.csv", rows)
-        write_json(work / f"{name}.json", {"rows": rows})  # for `dvc metrics show`
+    out = layout.table_dir(run_dir, table)
+    name = out.name
+    with stage_output(out, cfg) as work:
+        with atomic_path(work / f"{name}.csv") as tmp:
+            rows.to_csv(tmp, index=False)
+        write_json(work / f"{name}.json", {"rows": rows.to_dict("records")})  # for `dvc metrics show`
         with atomic_path(work / f"{name}.md") as tmp:
             tmp.write_text(to_markdown(rows))

@@ -8,6 +8,8 @@ import time
 
 import torch
 
+from dcm import layout
+from dcm.backbone_specs import backbone_spec
 from dcm.backbones import pretrained_adapter
 from dcm.backbones.diffusers_backbone import POINTER_FILE, write_pointer
 from dcm.backbones.tiny import TinyBackbone
@@ -19,7 +21,8 @@ from dcm.experts import Expert
 from dcm.io import load_tensors, read_json, write_json
 from dcm.pretrain import ClipSampler, FlowMatching
 from dcm.sampling import euler_sample, seeded_noise
-from dcm.stages.common import grid, require, stage_dir, stage_output
+from dcm.outputs import stage_output
+from dcm.schedule import PhaseSchedule
 from dcm.training import TrainLoop, adamw
 from dcm.video import save_filmstrip, save_gif
 
@@ -28,17 +31,17 @@ PROBE_PROMPT = "a red kite drifting over a green hill"
 
 
 def run(cfg: dict) -> None:
-    if cfg["backbone"]["name"] != "tiny":
+    if backbone_spec(cfg).pretrained:
         record_pretrained(cfg)
         return
-    dataset = require(stage_dir(cfg, "dataset"), "dataset")
+    dataset = layout.require(layout.run_dir(cfg) / "dataset", "dataset")
     clips = load_tensors(dataset / "clips.safetensors")["clips"]
     records = read_json(dataset / "prompts.json")["clips"]
     backbone = TinyBackbone.from_config(cfg["backbone"], vocabulary(), MAX_WORDS)
     net = backbone.new_network(cfg["backbone"]["model"])
     expert = Expert(net)
     tcfg = cfg["teacher"]
-    with stage_output(stage_dir(cfg, "teacher"), cfg) as work:
+    with stage_output(layout.run_dir(cfg) / "teacher", cfg) as work:
         TrainLoop(
             student=expert,
             optimizer=adamw(net.parameters(), tcfg["lr"]),
@@ -49,16 +52,17 @@ def run(cfg: dict) -> None:
             grad_clip=cfg["distill"]["grad_clip"], description="teacher",
         ).run()
         net.eval()
-        backbone.save_network(net, work / "network")
+        backbone.save_network(net, work / layout.NETWORK)
         report = {}
-        sigmas, n = grid(cfg), cfg["schedule"]["num_steps"]
+        phases = PhaseSchedule.from_config(cfg)
         for split in ("train", "eval"):
             factors = load_split(dataset, split)
             if not factors:
                 continue
             noise = seeded_noise(backbone.latent_shape, [cfg["seed"] + i for i in range(len(factors))])
             latents = euler_sample(expert.denoiser(backbone), noise, backbone.encode_prompts(
-                [f.caption for f in factors]), sigmas, list(range(n, -1, -1)), progress=True)
+                [f.caption for f in factors]), phases.sigmas, list(range(phases.num_steps, -1, -1)),
+                progress=True)
             videos = backbone.decode(latents)
             report[split] = prompt_following(videos, factors)
             save_gif(videos, work / f"samples_{split}.gif")
@@ -70,9 +74,9 @@ def record_pretrained(cfg: dict) -> None:
     """Load the pipeline at backbone.pretrained, check one teacher velocity at sigma = 1 is finite, and write
     network/pretrained.json (path + config hash) for load_teacher, plus probe.json."""
     backbone = pretrained_adapter(cfg["backbone"]["name"])(cfg["backbone"])
-    with stage_output(stage_dir(cfg, "teacher"), cfg) as work:
-        pointer = write_pointer(work / "network", cfg["backbone"]["pretrained"])
-        net = backbone.load_network(work / "network").eval().requires_grad_(False)
+    with stage_output(layout.run_dir(cfg) / "teacher", cfg) as work:
+        pointer = write_pointer(work / layout.NETWORK, cfg["backbone"]["pretrained"])
+        net = backbone.load_network(work / layout.NETWORK).eval().requires_grad_(False)
         start = time.perf_counter()
         with torch.no_grad():
             velocity = backbone.predict(net, seeded_noise(backbone.latent_shape, [cfg["seed"]]), torch.ones(1),

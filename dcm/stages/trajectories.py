@@ -6,33 +6,26 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from dcm.config import config_hash
+from dcm import layout
+from dcm.backbones import load_teacher
 from dcm.data.prompts import load_captions
 from dcm.io import save_tensors, sha256, write_json
 from dcm.sampling import euler_sample, seeded_noise
-from dcm.stages.common import grid, load_teacher, require, stage_dir, stage_output
-from dcm.trajectories import MANIFEST
+from dcm.outputs import stage_output
+from dcm.schedule import PhaseSchedule
+from dcm.trajectories import MANIFEST, trajectory_hash
 
 TRAJECTORY_SEED_OFFSET = 1_000_000  # keeps training noise apart from the evaluation seeds
-HASHED_SECTIONS = ("seed", "backbone", "data", "teacher", "schedule", "trajectories")
-
-
-def trajectory_hash(cfg: dict) -> str:
-    """Hash of every config section the cached trajectories depend on; the schedule's kappa is left out, since
-    the teacher's ODE does not depend on where the experts split it (the kappa sweep shares one cache)."""
-    schedule = {k: v for k, v in cfg["schedule"].items() if k != "kappa"}
-    return config_hash({**cfg, "schedule": schedule}, *HASHED_SECTIONS)
-
-
 def run(cfg: dict) -> None:
     backbone, teacher = load_teacher(cfg)
-    captions = load_captions(require(stage_dir(cfg, "dataset"), "dataset"), "train")
-    tcfg, n = cfg["trajectories"], cfg["schedule"]["num_steps"]
+    captions = load_captions(layout.require(layout.run_dir(cfg) / "dataset", "dataset"), "train")
+    tcfg, phases = cfg["trajectories"], PhaseSchedule.from_config(cfg)
     jobs = [(caption, TRAJECTORY_SEED_OFFSET + k * tcfg["seeds_per_prompt"] + s)
             for k, caption in enumerate(captions) for s in range(tcfg["seeds_per_prompt"])]
-    sigmas, schedule, denoise = grid(cfg), list(range(n, -1, -1)), lambda x, s, c: backbone.predict(teacher, x, s, c)
+    n, sigmas = phases.num_steps, phases.sigmas
+    schedule, denoise = list(range(n, -1, -1)), lambda x, s, c: backbone.predict(teacher, x, s, c)
     shards = []
-    with stage_output(stage_dir(cfg, "trajectories"), cfg) as work:
+    with stage_output(layout.run_dir(cfg) / "trajectories", cfg) as work:
         for first in tqdm(range(0, len(jobs), tcfg["shard_size"]), desc="trajectory shards"):
             chunk = jobs[first:first + tcfg["shard_size"]]
             latents, cond = [], []
@@ -49,4 +42,4 @@ def run(cfg: dict) -> None:
                            "prompts": [p for p, _ in chunk], "seeds": [s for _, s in chunk]})
         write_json(work / MANIFEST, {
             "config_hash": trajectory_hash(cfg), "num_steps": n, "latent_shape": list(backbone.latent_shape),
-            "dtype": "float16", "count": len(jobs), "sigmas": grid(cfg).tolist(), "shards": shards})
+            "dtype": "float16", "count": len(jobs), "sigmas": sigmas.tolist(), "shards": shards})

@@ -3,10 +3,10 @@ sample sets at `userstudy.steps`, with the un-blinding key beside (never inside)
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from dcm import layout
 from dcm.eval.userstudy.sheets import make_sheets
-from dcm.stages.common import require, stage_dir, stage_output
+from dcm.methods import userstudy_sets
+from dcm.outputs import stage_output
 
 README = """User study sheets (Table 2 of the DCM paper)
 
@@ -20,18 +20,12 @@ Do NOT hand out key.json: it says which method produced each video. Keep it with
 """
 
 
-def answers_dir(cfg: dict) -> Path:
-    """Where the raters' answer files go: userstudy.answers_dir, else <results_dir>/<name>/userstudy-answers
-    (outside this stage's output, so rerunning it never deletes answers)."""
-    configured = cfg["userstudy"].get("answers_dir")
-    return Path(configured) if configured else stage_dir(cfg, "userstudy-answers")
-
-
 def run(cfg: dict) -> None:
     study = cfg["userstudy"]
-    methods = sorted({m for comparison in study["comparisons"] for m in comparison})
-    sample_sets = {m: require(stage_dir(cfg, "samples", f"{m}-{study['steps']}"), "sample") for m in methods}
-    with stage_output(stage_dir(cfg, "userstudy"), cfg) as work:
+    run_dir = layout.run_dir(cfg)
+    sample_sets = {layout.parse_sample_set(name)[0]: layout.require(layout.samples_dir(run_dir, name), "sample")
+                   for name in userstudy_sets(cfg)}
+    with stage_output(run_dir / "userstudy", cfg) as work:
         make_sheets(sample_sets, study["comparisons"], study["raters"], study["pairs_per_rater"], cfg["seed"],
                     work / "sheets", work / "key.json")
-        (work / "README.txt").write_text(README.format(answers_dir=answers_dir(cfg)))
+        (work / "README.txt").write_text(README.format(answers_dir=layout.answers_dir(cfg)))

@@ -4,15 +4,18 @@ consistency loss and its gradient norm by noise level (Fig. 2, `vcm.probe_every`
 
 from __future__ import annotations
 
-from dcm.solvers import dcm_edges
-from dcm.stages.common import load_teacher, stage_dir, stage_output, teacher_network_dir
-from dcm.stages.distill import fresh_student, train_consistency
+from dcm import layout
+from dcm.backbones import load_teacher, teacher_network_dir
+from dcm.distillation import fresh_student, load_cache, train_consistency
+from dcm.outputs import stage_output
+from dcm.schedule import PhaseSchedule
 
 
 def run(cfg: dict) -> None:
+    phases = PhaseSchedule.from_config(cfg)
     backbone, _ = load_teacher(cfg)
     student = fresh_student(backbone, teacher_network_dir(cfg))
-    n, kappa = cfg["schedule"]["num_steps"], cfg["schedule"]["kappa"]
-    with stage_output(stage_dir(cfg, "vcm"), cfg) as work:
-        train_consistency(cfg, "vcm", backbone, student, dcm_edges(n, kappa), (0, n), work, probe=True)
-        backbone.save_network(student.net, work / "network")
+    with stage_output(layout.trainer_dir(layout.run_dir(cfg), "vcm"), cfg) as work:
+        train_consistency(cfg, "vcm", backbone, student, phases.edges("experts"), (0, phases.num_steps), work,
+                          load_cache(cfg), probe=True)
+        backbone.save_network(student.net, work / layout.NETWORK)

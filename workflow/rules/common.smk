@@ -4,31 +4,28 @@ import shlex
 import sys
 from pathlib import Path
 
-from snakemake.utils import validate
+from dcm import layout, methods, tracking
+from dcm.config import config_hash, validate
+from dcm.errors import DCMError
 
-from dcm import naming, tracking
-from dcm.config import SCHEMA_PATH, check_consistency
 
+CONFIG_SOURCE = " + ".join(map(str, workflow.config_settings.configfiles)) or "config/config.yaml"
+try:  # the package's JSON schema (defaults filled in) and cross-key rules, as `python -m dcm` applies them
+    config.update(validate(config, CONFIG_SOURCE))
+except DCMError as err:  # one line, no traceback
+    sys.exit(f"error: {err}")
 
-validate(config, str(SCHEMA_PATH))
-check_consistency(config, "snakemake config")
-
-RUN = f"{config['results_dir']}/{config['name']}"
+RUN = str(layout.run_dir(config))
 THREADS = config["threads"]  # each stage runs torch with this many threads
 VARIANTS = config["variants"]
-TEACHER_STEPS = config["sampling"]["teacher_steps"]
-TABLE_SETS = {
-    "1": naming.table1_sets(config),
-    "3": [f"{v}-{config['tables']['ablation_steps']}" for v in VARIANTS],
-}
-SAMPLE_SETS = naming.sample_sets(config)
-FIGURE_SETS = naming.figure3_sets(config)
-USERSTUDY_SETS = sorted(
-    {f"{m}-{config['userstudy']['steps']}" for pair in config["userstudy"]["comparisons"] for m in pair}
-)
-ANSWERS_DIR = config["userstudy"].get("answers_dir") or f"{RUN}/userstudy-answers"
-# Fig. 10 (right): the sample set the kappa sweep scores at each kappa
-SWEEP_SET = f"{config['tables']['method']}-{config['tables']['ablation_steps']}"
+TEACHER_SET = layout.sample_set("teacher", config["sampling"]["teacher_steps"])
+TABLE_SETS = {"1": methods.table1_sets(config), "3": methods.table3_sets(config)}
+SAMPLE_SETS = methods.sample_sets(config)
+FIGURE_SETS = methods.figure3_sets(config)
+USERSTUDY_SETS = methods.userstudy_sets(config)
+ANSWERS_DIR = str(layout.answers_dir(config))
+SWEEP_SET = methods.sweep_set(config)  # Fig. 10 (right): the set the kappa sweep scores at each kappa
+TRAINERS = "|".join(methods.TRAINERS)  # the `baseline` wildcard: stages that train one network per run
 
 wildcard_constraints:
     kappa=r"\d+",
@@ -40,7 +37,7 @@ PYTHON = shlex.quote(sys.executable)
 CONFIG_ARGS = " ".join(
     [f"--config {shlex.quote(str(f))}" for f in _files]
     + [f"--set {shlex.quote(f'{k}={json.dumps(v)}')}" for k, v in workflow.config_settings.config.items()]
-)
+).replace("{", "{{").replace("}", "}}")  # a mapping override's braces are not Snakemake placeholders
 TRAINING_RULES = {"teacher", "seme", "dete", "baseline"}
 
 
@@ -74,10 +71,9 @@ def resources_of(rule):
 
 
 def point_dir(wildcards):
-    """Where a job's kappa-dependent inputs and outputs live: the run directory, or kappa/<K>/ for a job of
-    the kappa sweep (rules *_at_kappa, which have a `kappa` wildcard)."""
-    kappa = wildcards.get("kappa")
-    return RUN if kappa is None else f"{RUN}/kappa/{kappa}"
+    """Where a job's kappa-dependent inputs and outputs live: the run, or kappa/<K>/ for a job of the kappa
+    sweep (rules *_at_kappa, which have a `kappa` wildcard)."""
+    return str(layout.point_dir(RUN, wildcards.get("kappa")))
 
 
 def kappa_args(wildcards):
@@ -86,41 +82,30 @@ def kappa_args(wildcards):
     return "" if kappa is None else f" --kappa {int(kappa)}"
 
 
-def seme_dir(variant, point=RUN):
-    """SemE output of `variant`, by the package's own layout rule."""
-    return f"{point}/seme/{naming.seme_name(VARIANTS[variant])}"
+def path(function, *args):
+    """A layout path as the string Snakemake wants, e.g. path(layout.samples_dir, RUN, "{method}-{steps}")."""
+    return str(function(*args))
 
 
 def seme_variant(tc):
     """A decoupled variant whose SemE has this temporal-coherence setting (they share one SemE)."""
     for name, flags in VARIANTS.items():
-        if flags["decouple"] and flags["temporal_coherence"] == (tc == "tc"):
+        if flags["decouple"] and layout.seme_dir("", flags["temporal_coherence"]).name == tc:
             return name
     raise ValueError(f"no decoupled variant with temporal coherence {tc}")
 
 
-def variant_inputs(variant, point=RUN):
-    """The trained networks of one Table 3 variant: VCM, or its SemE and DetE."""
-    if not VARIANTS[variant]["decouple"]:
-        return [f"{RUN}/vcm"]
-    return [seme_dir(variant, point), f"{point}/dete/{variant}"]
-
-
 def method_inputs(wildcards):
-    """What `sample` needs for one method: its trained networks (none for the teacher); an expert mix of
-    Fig. 3 needs VCM and its variant's experts."""
-    method = wildcards.method
-    if method == "teacher":
-        return []
-    if method in ("lcm", "pcm"):
-        return [f"{RUN}/{method}"]
-    mix = naming.parse_mixed_method(method)
-    if mix is not None:
-        return [f"{RUN}/vcm", *variant_inputs(mix.variant)]
-    return variant_inputs(method, point_dir(wildcards))
+    """What `sample` needs for one method: the training outputs its registry entry names."""
+    entry = methods.method(config, wildcards.method)
+    return [str(p) for p in methods.networks(config, entry, RUN, point_dir(wildcards))]
+
+
+def trainer_sections(wildcards):
+    """Hash of the config sections a training stage reads (its registry entry): a change reruns it."""
+    return config_hash(config, *methods.TRAINERS[wildcards.baseline].reads)
 
 
 def sweep_eval_dir(kappa):
     """The scores of the kappa sweep's sample set at one kappa: the run's own at the configured kappa."""
-    point = RUN if kappa == config["schedule"]["kappa"] else f"{RUN}/kappa/{kappa}"
-    return f"{point}/eval/{SWEEP_SET}"
+    return path(layout.eval_dir, layout.sweep_point(config, kappa), SWEEP_SET)

@@ -3,16 +3,16 @@ rule seme:
         f"{RUN}/teacher",
         f"{RUN}/trajectories",
     output:
-        directory(f"{RUN}/seme/{{tc}}"),
+        directory(path(layout.seme_dir, RUN, "{tc}")),
     wildcard_constraints:
         tc="tc|plain",
     params:
         variant=lambda w: seme_variant(w.tc),
         kappa=kappa_args,
     log:
-        f"{RUN}/logs/seme-{{tc}}.log",
+        path(layout.log_file, RUN, "seme-{tc}"),
     benchmark:
-        f"{RUN}/benchmarks/seme-{{tc}}.tsv"
+        path(layout.benchmark_file, RUN, "seme-{tc}")
     threads: THREADS
     resources:
         **resources_of("seme"),
@@ -24,15 +24,16 @@ rule dete:
     input:
         f"{RUN}/teacher",
         f"{RUN}/trajectories",
-        lambda w: seme_dir(w.variant, point_dir(w)) if VARIANTS[w.variant]["parameter_efficient"] else [],
+        lambda w: path(layout.seme_dir, point_dir(w), VARIANTS[w.variant]["temporal_coherence"])
+        if VARIANTS[w.variant]["parameter_efficient"] else [],
     output:
-        directory(f"{RUN}/dete/{{variant}}"),
+        directory(path(layout.dete_dir, RUN, "{variant}")),
     params:
         kappa=kappa_args,
     log:
-        f"{RUN}/logs/dete-{{variant}}.log",
+        path(layout.log_file, RUN, "dete-{variant}"),
     benchmark:
-        f"{RUN}/benchmarks/dete-{{variant}}.tsv"
+        path(layout.benchmark_file, RUN, "dete-{variant}")
     threads: THREADS
     resources:
         **resources_of("dete"),
@@ -43,37 +44,37 @@ rule dete:
 # Fig. 10 (right): the experts again at each other kappa of the sweep, under <run>/kappa/<K>/
 use rule seme as seme_at_kappa with:
     output:
-        directory(f"{RUN}/kappa/{{kappa}}/seme/{{tc}}"),
+        directory(path(layout.seme_dir, layout.point_dir(RUN, "{kappa}"), "{tc}")),
     log:
-        f"{RUN}/logs/kappa{{kappa}}/seme-{{tc}}.log",
+        path(layout.log_file, RUN, "seme-{tc}", "{kappa}"),
     benchmark:
-        f"{RUN}/benchmarks/kappa{{kappa}}/seme-{{tc}}.tsv"
+        path(layout.benchmark_file, RUN, "seme-{tc}", "{kappa}")
 
 
 use rule dete as dete_at_kappa with:
     output:
-        directory(f"{RUN}/kappa/{{kappa}}/dete/{{variant}}"),
+        directory(path(layout.dete_dir, layout.point_dir(RUN, "{kappa}"), "{variant}")),
     log:
-        f"{RUN}/logs/kappa{{kappa}}/dete-{{variant}}.log",
+        path(layout.log_file, RUN, "dete-{variant}", "{kappa}"),
     benchmark:
-        f"{RUN}/benchmarks/kappa{{kappa}}/dete-{{variant}}.tsv"
+        path(layout.benchmark_file, RUN, "dete-{variant}", "{kappa}")
 
 
 rule weightdiff:
     input:
-        seme_dir("od"),
-        f"{RUN}/dete/od",
+        path(layout.seme_dir, RUN, VARIANTS[methods.MIX_VARIANT]["temporal_coherence"]),
+        path(layout.dete_dir, RUN, methods.MIX_VARIANT),
     output:
         directory(f"{RUN}/weightdiff"),
     log:
-        f"{RUN}/logs/weightdiff.log",
+        path(layout.log_file, RUN, "weightdiff"),
     benchmark:
-        f"{RUN}/benchmarks/weightdiff.tsv"
+        path(layout.benchmark_file, RUN, "weightdiff")
     threads: THREADS
     resources:
         **resources_of("weightdiff"),
     shell:
-        dcm("weightdiff") + " --variant od > {log:q} 2>&1"
+        dcm("weightdiff") + f" --variant {methods.MIX_VARIANT} > {{log:q}} 2>&1"
 
 
 rule baseline:
@@ -81,13 +82,15 @@ rule baseline:
         f"{RUN}/teacher",
         f"{RUN}/trajectories",
     output:
-        directory(f"{RUN}/{{baseline}}"),
+        directory(path(layout.trainer_dir, RUN, "{baseline}")),
     wildcard_constraints:
-        baseline="vcm|lcm|pcm",
+        baseline=TRAINERS,
+    params:
+        sections=trainer_sections,
     log:
-        f"{RUN}/logs/{{baseline}}.log",
+        path(layout.log_file, RUN, "{baseline}"),
     benchmark:
-        f"{RUN}/benchmarks/{{baseline}}.tsv"
+        path(layout.benchmark_file, RUN, "{baseline}")
     threads: THREADS
     resources:
         **resources_of("baseline"),

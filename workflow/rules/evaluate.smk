@@ -1,19 +1,19 @@
 rule evaluate:
     input:
-        lambda w: f"{point_dir(w)}/samples/{w.method}-{w.steps}",
-        f"{RUN}/samples/teacher-{TEACHER_STEPS}",
+        lambda w: path(layout.samples_dir, point_dir(w), layout.sample_set(w.method, w.steps)),
+        path(layout.samples_dir, RUN, TEACHER_SET),
         f"{RUN}/dataset",
     output:
-        directory(f"{RUN}/eval/{{method}}-{{steps}}"),
+        directory(path(layout.eval_dir, RUN, "{method}-{steps}")),
     wildcard_constraints:
         method=r"[A-Za-z0-9_+@]+",
         steps=r"\d+",
     params:
         kappa=kappa_args,
     log:
-        f"{RUN}/logs/evaluate-{{method}}-{{steps}}.log",
+        path(layout.log_file, RUN, "evaluate-{method}-{steps}"),
     benchmark:
-        f"{RUN}/benchmarks/evaluate-{{method}}-{{steps}}.tsv"
+        path(layout.benchmark_file, RUN, "evaluate-{method}-{steps}")
     threads: THREADS
     resources:
         **resources_of("evaluate"),
@@ -23,11 +23,11 @@ rule evaluate:
 
 use rule evaluate as evaluate_at_kappa with:
     output:
-        directory(f"{RUN}/kappa/{{kappa}}/eval/{{method}}-{{steps}}"),
+        directory(path(layout.eval_dir, layout.point_dir(RUN, "{kappa}"), "{method}-{steps}")),
     log:
-        f"{RUN}/logs/kappa{{kappa}}/evaluate-{{method}}-{{steps}}.log",
+        path(layout.log_file, RUN, "evaluate-{method}-{steps}", "{kappa}"),
     benchmark:
-        f"{RUN}/benchmarks/kappa{{kappa}}/evaluate-{{method}}-{{steps}}.tsv"
+        path(layout.benchmark_file, RUN, "evaluate-{method}-{steps}", "{kappa}")
 
 
 rule trajdist:

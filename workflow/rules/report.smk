@@ -1,10 +1,10 @@
 rule table:
     input:
-        lambda w: expand(f"{RUN}/eval/{{s}}", s=TABLE_SETS[w.table]),
-        lambda w: expand(f"{RUN}/samples/{{s}}", s=TABLE_SETS[w.table]),
+        lambda w: [path(layout.eval_dir, RUN, s) for s in TABLE_SETS[w.table]],
+        lambda w: [path(layout.samples_dir, RUN, s) for s in TABLE_SETS[w.table]],
     output:
         report(
-            directory(f"{RUN}/tables/table{{table}}"),
+            directory(f"{RUN}/tables/table{{table}}"),  # layout.table_dir(RUN, "1" or "3")
             patterns=["{name}.md"],
             caption="../report/tables.rst",
             category="Tables",
@@ -30,7 +30,7 @@ use rule table as kappa_table with:
         [sweep_eval_dir(k) for k in config["kappa_sweep"]["values"]],
     output:
         report(
-            directory(f"{RUN}/tables/kappa_sweep"),
+            directory(path(layout.table_dir, RUN, "kappa")),
             patterns=["{name}.md"],
             caption="../report/tables.rst",
             category="Tables",
@@ -45,7 +45,7 @@ use rule table as kappa_table with:
 
 rule userstudy:
     input:
-        expand(f"{RUN}/samples/{{s}}", s=USERSTUDY_SETS),
+        [path(layout.samples_dir, RUN, s) for s in USERSTUDY_SETS],
     output:
         directory(f"{RUN}/userstudy"),
     log:
@@ -66,7 +66,7 @@ rule table2:
         ANSWERS_DIR,
     output:
         report(
-            directory(f"{RUN}/tables/table2"),
+            directory(path(layout.table_dir, RUN, "2")),
             patterns=["{name}.md"],
             caption="../report/tables.rst",
             category="Tables",
@@ -87,8 +87,8 @@ rule figures:
         f"{RUN}/vcm",
         f"{RUN}/weightdiff",
         f"{RUN}/trajdist",
-        expand(f"{RUN}/samples/{{s}}", s=FIGURE_SETS + TABLE_SETS["1"]),
-        [f"{RUN}/tables/kappa_sweep"] if config["kappa_sweep"]["values"] else [],
+        [path(layout.samples_dir, RUN, s) for s in FIGURE_SETS + TABLE_SETS["1"]],
+        [path(layout.table_dir, RUN, "kappa")] if config["kappa_sweep"]["values"] else [],
     output:
         report(
             directory(f"{RUN}/figures"),

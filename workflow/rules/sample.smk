@@ -3,16 +3,16 @@ rule sample:
         f"{RUN}/teacher",
         method_inputs,
     output:
-        directory(f"{RUN}/samples/{{method}}-{{steps}}"),
+        directory(path(layout.samples_dir, RUN, "{method}-{steps}")),
     wildcard_constraints:
         method=r"[A-Za-z0-9_+@]+",
         steps=r"\d+",
     params:
         kappa=kappa_args,
     log:
-        f"{RUN}/logs/sample-{{method}}-{{steps}}.log",
+        path(layout.log_file, RUN, "sample-{method}-{steps}"),
     benchmark:
-        f"{RUN}/benchmarks/sample-{{method}}-{{steps}}.tsv"
+        path(layout.benchmark_file, RUN, "sample-{method}-{steps}")
     threads: THREADS
     resources:
         **resources_of("sample"),
@@ -22,16 +22,16 @@ rule sample:
 
 use rule sample as sample_at_kappa with:
     output:
-        directory(f"{RUN}/kappa/{{kappa}}/samples/{{method}}-{{steps}}"),
+        directory(path(layout.samples_dir, layout.point_dir(RUN, "{kappa}"), "{method}-{steps}")),
     log:
-        f"{RUN}/logs/kappa{{kappa}}/sample-{{method}}-{{steps}}.log",
+        path(layout.log_file, RUN, "sample-{method}-{steps}", "{kappa}"),
     benchmark:
-        f"{RUN}/benchmarks/kappa{{kappa}}/sample-{{method}}-{{steps}}.tsv"
+        path(layout.benchmark_file, RUN, "sample-{method}-{steps}", "{kappa}")
 
 
 rule compare:
     input:
-        expand(f"{RUN}/samples/{{s}}", s=naming.compare_sets(config)),
+        [path(layout.samples_dir, RUN, s) for s in methods.compare_sets(config)],
     output:
         directory(f"{RUN}/compare"),
     log:

@@ -1,4 +1,6 @@
-"""Wiring shared by the distillation stages: load the cache, build target network and optimiser, train."""
+"""Consistency distillation of one student on the cached teacher trajectories (Eq. 6/7): the trajectory cache
+of a config, a trainable copy of a saved network, the teacher's feature levels, and the training call that
+the SemE, DetE, VCM and PCM stages share."""
 
 from __future__ import annotations
 
@@ -6,46 +8,34 @@ from pathlib import Path
 
 import torch
 
+from dcm import layout
 from dcm.backbones.base import Backbone
 from dcm.consistency import Adversarial, PhasedConsistency
 from dcm.errors import DCMError
 from dcm.experts import Expert
-from dcm.naming import seme_name
 from dcm.noise_probe import PROBE_FILE, training_probe
-from dcm.stages.common import grid, kappa_dir, require, stage_dir
-from dcm.stages.trajectories import trajectory_hash
+from dcm.schedule import PhaseSchedule
 from dcm.training import Discriminator as DiscriminatorStep
 from dcm.training import TrainLoop, adamw, make_ema
-from dcm.trajectories import PairSampler, TrajectoryCache
+from dcm.trajectories import PairSampler, TrajectoryCache, trajectory_hash
 
 
 def load_cache(cfg: dict) -> TrajectoryCache:
     """The trajectory cache of this config, checked against the config hash."""
-    return TrajectoryCache.load(require(stage_dir(cfg, "trajectories"), "trajectories"), trajectory_hash(cfg))
-
-
-def variant_flags(cfg: dict, variant: str) -> dict:
-    """The Table 3 switches of `variant`, or an error listing the configured variants."""
-    if variant not in cfg["variants"]:
-        raise DCMError(f"unknown variant {variant!r}; the config's `variants` defines {sorted(cfg['variants'])}")
-    return cfg["variants"][variant]
-
-
-def seme_dir(cfg: dict, flags: dict) -> Path:
-    """SemE output directory: one per temporal-coherence setting, shared by the variants that agree on it."""
-    return kappa_dir(cfg, "seme", seme_name(flags))
+    return TrajectoryCache.load(layout.require(layout.run_dir(cfg) / "trajectories", "trajectories"),
+                                trajectory_hash(cfg))
 
 
 def train_consistency(cfg: dict, section: str, backbone: Backbone, student: Expert, edges: list[int],
-                      index_range: tuple[int, int], work: Path, tc: bool = False,
+                      index_range: tuple[int, int], work: Path, cache: TrajectoryCache, tc: bool = False,
                       adversarial: Adversarial | None = None, probe: bool = False) -> list[dict]:
     """Phased consistency distillation of `student` on cached pairs with n in index_range (Eq. 6/7); with
     `probe`, the Fig. 2 noise-level probe (`<section>.probe_*`) writes noise_probe.json into `work`."""
-    scfg, dcfg, cache = cfg[section], cfg["distill"], load_cache(cfg)
+    scfg, dcfg, sigmas = cfg[section], cfg["distill"], PhaseSchedule.from_config(cfg).sigmas
     ema = make_ema(student, dcfg["ema_decay"]) if dcfg["target"] == "ema" else None
     target = (ema.module if ema is not None else student).denoiser(backbone)
     objective = PhasedConsistency(
-        student=student.denoiser(backbone), target=target, sigmas=grid(cfg), edges=edges, loss=dcfg["loss"],
+        student=student.denoiser(backbone), target=target, sigmas=sigmas, edges=edges, loss=dcfg["loss"],
         huber_c=dcfg["huber_c"], tc_stride=scfg["tc_stride"] if tc else None,
         tc_weight=scfg.get("tc_weight", 1.0), adversarial=adversarial)
     discriminator = None
@@ -53,7 +43,7 @@ def train_consistency(cfg: dict, section: str, backbone: Backbone, student: Expe
         d_opt = adamw(adversarial.discriminator.parameters(), scfg["d_lr"], dcfg["weight_decay"], betas=(0.0, 0.999))
         discriminator = DiscriminatorStep(adversarial.discriminator, d_opt, adversarial.discriminator_loss)
     on_step = training_probe(cfg, section, cache, lambda b: objective.generator_loss(b, None)[1]["consistency"],
-                             list(student.parameters()), grid(cfg), work / PROBE_FILE) if probe else None
+                             list(student.parameters()), sigmas, work / PROBE_FILE) if probe else None
     if on_step is not None:
         on_step(0)
     loop = TrainLoop(

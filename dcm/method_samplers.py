@@ -1,0 +1,124 @@
+"""How each method's sampler is built (the `sampler` of its registry entry in dcm/methods.py): load its networks
+from the run's outputs and return sampler(noise, cond, seeds) -> latents on its few-step schedule."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from dcm import layout, methods
+from dcm.backbones.base import Backbone
+from dcm.baselines.lcm import LCMFunction
+from dcm.errors import DCMError
+from dcm.experts import Expert, attach_detail_expert, detail_state_dict, switch_experts
+from dcm.io import load_tensors, read_json
+from dcm.sampling import euler_sample, lcm_sample
+from dcm.schedule import PhaseSchedule
+
+Sampler = Callable[[torch.Tensor, torch.Tensor, list[int]], torch.Tensor]
+
+
+@dataclass
+class SamplerRequest:
+    """What a sampler builder gets: the method, its step count and schedule, the teacher and the run's outputs."""
+
+    cfg: dict  # the resolved run config
+    method: methods.Method  # the registry entry
+    steps: int  # sampling steps
+    phases: PhaseSchedule  # grid, phase edges and kappa of this run (or kappa-sweep point)
+    backbone: Backbone
+    teacher: torch.nn.Module  # the frozen teacher network
+    run: Path  # the run directory
+    point: Path  # the run, or the kappa-sweep point whose experts are sampled
+
+    @cached_property
+    def schedule(self) -> list[int]:
+        """The grid indices the sampler visits."""
+        return self.phases.few_step(self.method.cut, self.steps)
+
+    def networks(self) -> list[Path]:
+        """The training outputs the method samples from."""
+        return methods.networks(self.cfg, self.method, self.run, self.point)
+
+    def load(self, directory: Path) -> torch.nn.Module:
+        """A frozen network saved under `directory`/network, or an error naming the stage that makes it."""
+        made_by = directory.name if directory.parent == self.run else directory.parent.name
+        net = self.backbone.load_network(layout.require(directory / layout.NETWORK, made_by))
+        return net.eval().requires_grad_(False)
+
+    def euler(self, denoiser) -> Sampler:
+        """Few-step Euler sampling of `denoiser` on this request's schedule."""
+        sigmas, schedule = self.phases.sigmas, self.schedule
+        return lambda noise, cond, seeds: euler_sample(denoiser, noise, cond, sigmas, schedule)
+
+
+def build_sampler(request: SamplerRequest) -> Sampler:
+    """The sampler of request.method, built by the function its registry entry names."""
+    module, _, function = request.method.sampler.partition(":")
+    return getattr(importlib.import_module(module), function)(request)
+
+
+def teacher(request: SamplerRequest) -> Sampler:
+    """The teacher's Euler ODE solve on `steps` uniform grid steps."""
+    return request.euler(Expert(request.teacher).denoiser(request.backbone))
+
+
+def single_network(request: SamplerRequest) -> Sampler:
+    """One trained student (PCM, or a variant without experts) on its few-step schedule."""
+    (directory,) = request.networks()
+    return request.euler(Expert(request.load(directory)).denoiser(request.backbone))
+
+
+def lcm(request: SamplerRequest) -> Sampler:
+    """LCM's multistep sampling: a consistency jump to the clean end, re-noised between steps."""
+    (directory,) = request.networks()
+    settings = request.cfg["lcm"]
+    function = LCMFunction(Expert(request.load(directory)).denoiser(request.backbone), settings["sigma_data"],
+                           settings["timestep_scaling"])
+    sigmas, schedule = request.phases.sigmas, request.schedule
+    return lambda noise, cond, seeds: lcm_sample(function, noise, cond, sigmas, schedule, seeds)
+
+
+def detail_expert(request: SamplerRequest, directory: Path, semantic_net: torch.nn.Module) -> Expert:
+    """The variant's DetE: a full network (OD), or LoRA and copied timestep layers on top of SemE (PE)."""
+    flags = methods.variant_flags(request.cfg, request.method.variant)
+    if not flags["parameter_efficient"]:
+        return Expert(request.load(directory))
+    meta = read_json(layout.require(directory / layout.DETAIL_CONFIG, "dete --variant " + request.method.variant))
+    expert = attach_detail_expert(semantic_net, request.backbone, meta["lora_rank"], meta["lora_alpha"])
+    state = load_tensors(directory / layout.DETAIL_WEIGHTS)
+    mismatch = set(state) ^ set(detail_state_dict(expert))
+    if mismatch:
+        raise DCMError(f"{directory / layout.DETAIL_WEIGHTS} does not match the detail expert: keys "
+                       f"{sorted(mismatch)[:4]}")
+    expert.load_state_dict(state, strict=False)
+    return expert.eval().requires_grad_(False)
+
+
+def experts(request: SamplerRequest) -> Sampler:
+    """DCM: SemE above kappa, DetE at and below (Sec. 3.2-3.3)."""
+    seme, dete = request.networks()
+    semantic_net = request.load(seme)
+    detail = detail_expert(request, dete, semantic_net)
+    return request.euler(switch_experts(Expert(semantic_net).denoiser(request.backbone),
+                                        detail.denoiser(request.backbone), request.phases.sigma_kappa))
+
+
+def mix(request: SamplerRequest) -> Sampler:
+    """Fig. 3's mixtures: the semantic phase by SemE or VCM, the detail phase by DetE or VCM; each network loaded
+    once, VCM once even when it runs both phases."""
+    vcm_dir, seme, dete = request.networks()
+    backbone, m = request.backbone, request.method
+    loaded: dict[str, object] = {}
+    if "vcm" in (m.semantic, m.detail):
+        loaded["vcm"] = Expert(request.load(vcm_dir)).denoiser(backbone)
+    if m.semantic == "seme":
+        loaded["seme"] = Expert(request.load(seme)).denoiser(backbone)
+    if m.detail == "dete":
+        loaded["dete"] = detail_expert(request, dete, request.load(seme)).denoiser(backbone)
+    return request.euler(switch_experts(loaded[m.semantic], loaded[m.detail], request.phases.sigma_kappa))

@@ -1,0 +1,132 @@
+"""The phase schedule of a run, built once from its config (paper Sec. 3.1-3.2): the teacher grid, the phase
+edges of each way of cutting it, the phase of a grid index, few-step schedules and the expert switch.
+
+Index convention (the paper's): grid index i = 0..N, x_{t_N} is pure noise (sigma_N = 1) and x_{t_0} the clean
+end (sigma_0 = 0). The semantic phase is [kappa, N], the detail phase [0, kappa]; the detail expert runs at
+and below kappa. The index arithmetic is torch-free (config validation and the workflow use it); the sigmas
+are computed on first use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import cached_property
+
+from dcm.errors import DCMError
+
+#: how a method cuts the teacher grid into phases (a method's `phases` in dcm/methods.py)
+CUTS = ("whole", "experts", "pcm")
+
+
+def _rounded_linspace(hi: int, lo: int, intervals: int) -> list[int]:
+    """`intervals + 1` evenly spaced points from hi down to lo, each rounded half to even (exact arithmetic)."""
+    return [round(Fraction(hi * intervals - (hi - lo) * j, intervals)) for j in range(intervals + 1)]
+
+
+def uniform_edges(num_steps: int, phases: int) -> list[int]:
+    """`phases` sub-trajectories of near-equal length on the grid, as descending edges [N, ..., 0] (PCM)."""
+    if not 1 <= phases <= num_steps:
+        raise DCMError(f"phases={phases} must lie in 1..{num_steps}")
+    return _rounded_linspace(num_steps, 0, phases)
+
+
+@dataclass(frozen=True)
+class PhaseSchedule:
+    """Grid, phases and few-step schedules of one config; `kappa` is read from the config here and nowhere else."""
+
+    num_steps: int  # N: intervals of the teacher grid
+    kappa: int  # phase boundary index: semantic phase [kappa, N], detail phase [0, kappa]
+    shift: float  # timestep shift of the flow-matching grid
+    pcm_phases: int  # PCM's number of sub-trajectories (pcm.phases)
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "PhaseSchedule":
+        """The schedule of a validated config."""
+        schedule = cfg["schedule"]
+        return cls(schedule["num_steps"], schedule["kappa"], schedule["shift"], cfg["pcm"]["phases"])
+
+    def edges(self, cut: str) -> list[int]:
+        """Descending phase edges: whole [N, 0]; experts [N, kappa, 0]; pcm `pcm_phases` near-equal phases."""
+        if cut == "whole":
+            return [self.num_steps, 0]
+        if cut == "experts":
+            return [self.num_steps, self.kappa, 0]
+        if cut == "pcm":
+            return uniform_edges(self.num_steps, self.pcm_phases)
+        raise DCMError(f"unknown phase cut {cut!r}; known: {', '.join(CUTS)}")
+
+    @property
+    def semantic_edges(self) -> list[int]:
+        """[N, kappa]: the semantic expert's one phase."""
+        return self.edges("experts")[:2]
+
+    @property
+    def detail_edges(self) -> list[int]:
+        """[kappa, 0]: the detail expert's one phase."""
+        return self.edges("experts")[1:]
+
+    @property
+    def semantic_range(self) -> tuple[int, int]:
+        """(low, high) grid indices the semantic expert trains on: n in (kappa, N]."""
+        return self.kappa, self.num_steps
+
+    @property
+    def detail_range(self) -> tuple[int, int]:
+        """(low, high) grid indices the detail expert trains on: n in (0, kappa]."""
+        return 0, self.kappa
+
+    def phase_of(self, index: int) -> str:
+        """'detail' at or below kappa, else 'semantic' (the expert that runs a step starting at `index`)."""
+        if not 0 <= index <= self.num_steps:
+            raise DCMError(f"grid index {index} is outside 0..{self.num_steps}")
+        return "detail" if index <= self.kappa else "semantic"
+
+    def cut_keys(self, cut: str) -> str:
+        """The config keys that place the edges of `cut`, with their values."""
+        keys = {"whole": "", "experts": f"schedule.kappa={self.kappa}, ", "pcm": f"pcm.phases={self.pcm_phases}, "}
+        return f"{keys[cut]}schedule.num_steps={self.num_steps}"
+
+    def step_problem(self, cut: str, steps: int) -> str | None:
+        """Why a `steps`-step sampler cannot be laid on this cut of the grid, or None when it can."""
+        edges = self.edges(cut)
+        phases = len(edges) - 1
+        if steps < 1:
+            return "a step count must be at least 1"
+        if steps % phases:
+            return f"it is not a multiple of the {phases} phases of edges {edges} ({self.cut_keys(cut)})"
+        per_phase = steps // phases
+        shortest = min(hi - lo for hi, lo in zip(edges[:-1], edges[1:]))
+        if shortest < per_phase:
+            return (f"{per_phase} steps per phase need {per_phase} grid intervals in each phase, but the shortest "
+                    f"phase of edges {edges} has {shortest} ({self.cut_keys(cut)})")
+        return None
+
+    def few_step(self, cut: str, steps: int) -> list[int]:
+        """Grid indices of a `steps`-step sampler: the steps spread evenly over the phases of `cut`, uniform
+        inside each, so the last step of a phase lands on its edge."""
+        problem = self.step_problem(cut, steps)
+        if problem:
+            raise DCMError(f"{steps} sampling steps: {problem}")
+        edges = self.edges(cut)
+        per_phase = steps // (len(edges) - 1)
+        schedule = [edges[0]]
+        for hi, lo in zip(edges[:-1], edges[1:]):
+            schedule.extend(_rounded_linspace(hi, lo, per_phase)[1:])
+        return schedule
+
+    @cached_property
+    def sigmas(self):
+        """sigma_i for i = 0..N (float64 tensor, ascending in i): the backbone's grid."""
+        from dcm.solvers import teacher_sigmas
+
+        return teacher_sigmas(self.num_steps, self.shift)
+
+    @property
+    def sigma_kappa(self) -> float:
+        """sigma at the phase boundary, where the expert switches."""
+        return float(self.sigmas[self.kappa])
+
+    def at_kappa(self, kappa: int) -> "PhaseSchedule":
+        """The same grid cut at another kappa (a point of the kappa sweep)."""
+        return PhaseSchedule(self.num_steps, kappa, self.shift, self.pcm_phases)

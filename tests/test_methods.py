@@ -1,0 +1,85 @@
+"""The method registry: entries, the networks each samples, the sets the workflow builds, the refusals."""
+
+from pathlib import Path
+
+import pytest
+
+from dcm import layout, methods
+from dcm.config import load_config
+from dcm.errors import DCMError
+from tests.helpers import REPO, SMOKE
+
+DEFAULT = REPO / "config" / "config.yaml"
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_config(DEFAULT, ["results_dir=/r"])
+
+
+def test_static_methods_and_trainers(cfg):
+    assert list(methods.METHODS) == ["teacher", "lcm", "pcm"]
+    assert set(methods.TRAINERS) == {"vcm", "lcm", "pcm"}
+    assert methods.method(cfg, "pcm").cut == "pcm" and methods.method(cfg, "teacher").trainer is None
+    assert methods.TRAINERS["lcm"].reads == ("seed", "backbone", "schedule", "distill", "lcm")
+
+
+def test_variants_and_mixes_are_methods_of_the_config(cfg):
+    dcm, vcm = methods.method(cfg, "dcm"), methods.method(cfg, "vcm")
+    assert (dcm.cut, dcm.table, dcm.trainer) == ("experts", "1", None)
+    assert vcm.trainer is methods.VCM and methods.method(cfg, "od_pe").table == "3"
+    mix = methods.method(cfg, "vcm+dete@dcm")
+    assert (mix.semantic, mix.detail, mix.variant, mix.table) == ("vcm", "dete", "dcm", "fig3")
+    assert methods.method(cfg, "seme+vcm").variant == "od"
+    for bad in ("dete+seme", "seme+vcm@", "vcm+lcm", "seme+"):
+        with pytest.raises(DCMError, match="expected <seme|vcm>"):
+            methods.method(cfg, bad)
+    with pytest.raises(DCMError, match="decouple: false"):
+        methods.method(cfg, "seme+vcm@vcm")
+    with pytest.raises(DCMError, match="unknown method 'sd3'; known: teacher, lcm, pcm, vcm"):
+        methods.method(cfg, "sd3")
+
+
+def test_networks_each_method_samples(cfg):
+    run, point = Path("/r/tiny"), Path("/r/tiny/kappa/20")
+    networks = lambda name, p=run: methods.networks(cfg, methods.method(cfg, name), run, p)
+    assert networks("teacher") == [] and networks("lcm") == [run / "lcm"] and networks("vcm") == [run / "vcm"]
+    assert networks("dcm", point) == [point / "seme" / "tc", point / "dete" / "dcm"]
+    assert networks("od_pe") == [run / "seme" / "plain", run / "dete" / "od_pe"]
+    assert networks("seme+vcm") == [run / "vcm", run / "seme" / "plain", run / "dete" / "od"]
+
+
+def test_sample_sets_the_workflow_builds(cfg):
+    assert methods.table1_sets(cfg) == ["teacher-50", "teacher-4", "lcm-4", "pcm-4", "dcm-4",
+                                        "teacher-8", "lcm-8", "pcm-8", "dcm-8"]
+    assert methods.table3_sets(cfg) == [f"{v}-4" for v in ("vcm", "od", "od_pe", "od_pe_tc", "od_pe_gf", "dcm")]
+    assert methods.figure3_sets(cfg) == ["vcm-4", "seme+vcm-4", "vcm+dete-4", "od-4"]
+    assert methods.userstudy_sets(cfg) == ["dcm-4", "lcm-4", "pcm-4"]
+    assert methods.sweep_set(cfg) == "dcm-4"
+    assert len(methods.sample_sets(cfg)) == 1 + 2 * 9 and set(methods.figure3_sets(cfg)) <= set(methods.compare_sets(cfg))
+
+
+def test_experiments_follow_the_tables(cfg):
+    assert [methods.experiment(cfg, m) for m in ("teacher", "lcm", "dcm", "od", "seme+vcm")] == \
+        ["table1", "table1", "table1", "table3-ablations", "table3-ablations"]
+
+
+def test_check_request_refuses_steps_and_kappa_points(cfg):
+    assert methods.check_request(cfg, "dcm", 4).name == "dcm"
+    with pytest.raises(DCMError, match=r"--steps 3: dcm-3 cannot be sampled: it is not a multiple of the 2 phases"):
+        methods.check_request(cfg, "dcm", 3)
+    with pytest.raises(DCMError, match=r"--steps 0: lcm-0 cannot be sampled: a step count must be at least 1"):
+        methods.check_request(cfg, "lcm", 0)
+    point = {**cfg, "kappa_sweep": {**cfg["kappa_sweep"], "point": 20}}
+    with pytest.raises(DCMError, match="--kappa 20 applies to methods made of SemE and DetE only"):
+        methods.check_request(point, "vcm+dete", 4)
+
+
+def test_layout_paths():
+    assert layout.parse_sample_set("vcm+dete@od-4") == ("vcm+dete@od", 4)
+    assert layout.point_dir("/r/x", None) == Path("/r/x") and layout.point_dir("/r/x", 5) == Path("/r/x/kappa/5")
+    assert layout.log_file("/r/x", "seme-tc", "{kappa}") == Path("/r/x/logs/kappa{kappa}/seme-tc.log")
+    smoke = load_config(SMOKE, ["results_dir=/r"])
+    assert layout.sweep_point(smoke, 6) == Path("/r/smoke") and layout.sweep_point(smoke, 4) == Path("/r/smoke/kappa/4")
+    with pytest.raises(DCMError, match="not <method>-<steps>"):
+        layout.parse_sample_set("dcm")

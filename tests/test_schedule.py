@@ -1,0 +1,66 @@
+"""The phase schedule: edges of each cut, few-step schedules by hand, the phase of an index, the refusals."""
+
+import numpy as np
+import pytest
+from diffusers import FlowMatchEulerDiscreteScheduler
+
+from dcm.errors import DCMError
+from dcm.schedule import PhaseSchedule, uniform_edges
+
+HUNYUAN = PhaseSchedule(num_steps=50, kappa=38, shift=17.0, pcm_phases=4)
+
+
+def test_edges_of_each_cut():
+    assert HUNYUAN.edges("whole") == [50, 0]
+    assert HUNYUAN.edges("experts") == [50, 38, 0]
+    assert HUNYUAN.edges("pcm") == [50, 38, 25, 12, 0]  # 37.5 and 12.5 round half to even
+    assert HUNYUAN.semantic_edges == [50, 38] and HUNYUAN.detail_edges == [38, 0]
+    assert HUNYUAN.semantic_range == (38, 50) and HUNYUAN.detail_range == (0, 38)
+    assert uniform_edges(10, 2) == [10, 5, 0]
+    with pytest.raises(DCMError, match="unknown phase cut"):
+        HUNYUAN.edges("thirds")
+
+
+def test_dcm_schedule_is_the_authors_grid():
+    # HunyuanVideo's released 4-step grid was 50, 44, 38, 19 (then 0) with kappa = 38
+    assert HUNYUAN.few_step("experts", 4) == [50, 44, 38, 19, 0]
+    eight = HUNYUAN.few_step("experts", 8)
+    assert eight == [50, 47, 44, 41, 38, 28, 19, 10, 0]  # 28.5 -> 28 and 9.5 -> 10: half to even
+    assert HUNYUAN.few_step("whole", 4) == [50, 38, 25, 12, 0]
+    assert HUNYUAN.few_step("pcm", 8) == [50, 44, 38, 32, 25, 18, 12, 6, 0]
+
+
+def test_phase_of_an_index_switches_at_kappa():
+    assert HUNYUAN.phase_of(50) == "semantic" and HUNYUAN.phase_of(39) == "semantic"
+    assert HUNYUAN.phase_of(38) == "detail" and HUNYUAN.phase_of(0) == "detail"
+    with pytest.raises(DCMError, match="outside 0..50"):
+        HUNYUAN.phase_of(51)
+
+
+@pytest.mark.parametrize("cut,steps,needle", [
+    ("experts", 5, "not a multiple of the 2 phases"),
+    ("experts", 0, "at least 1"),
+    ("experts", -2, "at least 1"),
+    ("pcm", 6, "not a multiple of the 4 phases"),
+    ("whole", 51, "shortest phase of edges [50, 0] has 50"),
+])
+def test_step_counts_a_cut_cannot_take(cut, steps, needle):
+    assert needle in HUNYUAN.step_problem(cut, steps)
+    with pytest.raises(DCMError, match="sampling steps"):
+        HUNYUAN.few_step(cut, steps)
+
+
+def test_a_short_phase_is_refused_naming_kappa():
+    near_end = HUNYUAN.at_kappa(48)
+    problem = near_end.step_problem("experts", 8)
+    assert "shortest phase of edges [50, 48, 0] has 2" in problem and "schedule.kappa=48" in problem
+    assert near_end.step_problem("experts", 4) is None
+
+
+def test_sigmas_are_the_flow_matching_grid_and_the_switch_sits_at_kappa():
+    phases = PhaseSchedule(10, 6, 1.0, 2)
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=1.0)
+    scheduler.set_timesteps(10)
+    np.testing.assert_allclose(phases.sigmas.numpy(), scheduler.sigmas.flip(0).numpy())
+    assert phases.sigmas[0] == 0 and phases.sigmas[-1] == 1
+    assert phases.sigma_kappa == pytest.approx(float(phases.sigmas[6]))

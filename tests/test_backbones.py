@@ -220,7 +220,8 @@ def test_wan_stages_end_to_end(tmp_path):
         "schedule.num_steps=8", "schedule.kappa=4", "threads=2", "tracking.enabled=false",
         "trajectories.shard_size=2", "seme.steps=2", "seme.batch_size=2", "seme.checkpoint_every=1",
         "dete.steps=2", "dete.batch_size=2", "dete.checkpoint_every=1", "dete.lora_rank=2", "dete.lora_alpha=4",
-        "sampling.steps=[2]", "tables.ablation_steps=2", "sampling.latency.warmup=0", "sampling.latency.repeats=1",
+        "sampling.steps=[2]", "sampling.teacher_steps=8", "tables.ablation_steps=2", "userstudy.steps=2", "pcm.phases=2",
+        "sampling.latency.warmup=0", "sampling.latency.repeats=1",
         "sampling.prompts=[a red cat runs]"])
     dataset.run(cfg)
     teacher.run(cfg)

@@ -7,6 +7,7 @@ import torch
 from dcm.config import load_config
 from dcm.data.procedural import BACKGROUND, Factors, make_clips
 from dcm.errors import DCMError
+from dcm import layout
 from dcm.io import read_json, save_tensors, write_json
 from dcm.stages import evaluate
 from tests.helpers import SMOKE
@@ -21,7 +22,7 @@ def _config(tmp_path, *overrides):
 
 
 def _write_samples(cfg, name, videos):
-    directory = evaluate.stage_dir(cfg, "samples", name)
+    directory = layout.samples_dir(layout.run_dir(cfg), name)
     save_tensors(directory / "samples.safetensors", {"latents": torch.zeros(len(videos), 1), "videos": videos})
     method, steps = name.split("-")
     write_json(directory / "meta.json", {"method": method, "steps": int(steps), "prompts": PROMPTS, "seeds": SEEDS})
@@ -65,7 +66,7 @@ def test_untracked_teacher_and_bad_prompts(tmp_path):
     _write_samples(cfg, "teacher-2", _real(cfg))
     evaluate.run(cfg, "teacher", 2)
     assert read_json(tmp_path / "smoke" / "eval" / "teacher-2" / "scores.json")["rmse_to_teacher"] is None
-    directory = evaluate.stage_dir(cfg, "samples", "teacher-2")
+    directory = layout.samples_dir(layout.run_dir(cfg), "teacher-2")
     write_json(directory / "meta.json",
                {"method": "teacher", "steps": 2, "prompts": ["a cat", "a dog"], "seeds": SEEDS})
     with pytest.raises(DCMError, match="tinybench scores only .*'a cat'"):
@@ -75,7 +76,9 @@ def test_untracked_teacher_and_bad_prompts(tmp_path):
 
 
 def test_vbench_backend_needs_its_interpreter(tmp_path):
-    cfg = _config(tmp_path, "backbone.name=wan", "backbone.pretrained=/models/wan", "data.prompt_file=prompts.txt")
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("\n".join(f"prompt {k}" for k in range(6)) + "\n")
+    cfg = _config(tmp_path, "backbone.name=wan", "backbone.pretrained=/models/wan", f"data.prompt_file={prompts}")
     _write_samples(cfg, "dcm-4", _real(_config(tmp_path)))
     with pytest.raises(DCMError, match="evaluate.vbench_python is not set"):
         evaluate.run(cfg, "dcm", 4)

@@ -21,6 +21,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def configure_checkpointing(net: nn.Module, enabled: bool) -> nn.Module:
+    """`net` with diffusers' per-block activation checkpointing on when `enabled` (backbone.gradient_checkpointing):
+    each block's activations are recomputed in backward instead of stored. It acts only in forwards that record
+    gradients, so sampling and no-grad targets run as before."""
+    if enabled:
+        net.enable_gradient_checkpointing()
+    return net
+
+
 class Backbone(ABC):
     """Adapter around one video diffusion transformer class and its prompt encoder and decoder.
 

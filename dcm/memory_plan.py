@@ -24,6 +24,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from dcm.errors import DCMError
+
 GIB = 2**30
 REAL_CONFIGS = Path(__file__).parent / "backbones" / "real_configs"
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -225,7 +227,7 @@ def _layout(cfg: dict, rule: str, batch: int, training: bool) -> tuple[dict, lis
     problems = []
     try:
         nodes = launch.nodes(cfg, rule)
-    except Exception as err:  # noqa: BLE001 - DCMError; shown as a problem of this stage
+    except DCMError as err:  # shown as a problem of this stage
         nodes, problems = 1, [str(err)]
     if gpus < 1:
         problems.append(f"resources.{rule}.gpu={gpus}: this stage needs a GPU")
@@ -257,8 +259,7 @@ def _memory(cfg: dict, layout: dict, held: Holdings) -> dict:
         "ema": t * 4 / shard if held.ema else 0,
         # sharded: gathered bf16 units and their fp32 gradients; replicated: autocast's bf16 weight cache
         # (+ DDP's fp32 gradient buckets)
-        "gathered_or_compute_copy": (GATHERED_UNITS * facts.largest_unit * (2 + 4) if sharded and held.training
-                                     else GATHERED_UNITS * facts.largest_unit * weight_bytes if sharded
+        "gathered_or_compute_copy": (GATHERED_UNITS * facts.largest_unit * (2 + 4) if sharded
                                      else t * (2 + (4 if layout["strategy"] == "ddp" else 0))),
     }
     memory = {k: v / GIB for k, v in memory.items()}
@@ -299,8 +300,6 @@ def _eval_prompt_count(cfg: dict) -> int:
 def plan(cfg: dict) -> list[dict]:
     """One row per GPU stage of `cfg` (teacher, trajectories, seme, dete per kind of variant, vcm, lcm, pcm,
     sample): per-GPU GiB of each kind of memory, the total against cluster.gpu_memory_gib, and whether it fits."""
-    from dcm.errors import DCMError
-
     b = cfg["backbone"]
     if b["name"] not in SPECS:
         raise DCMError(f"backbone.name={b['name']!r}: the memory plan covers the real backbones "

@@ -42,6 +42,8 @@ STAGES = {
                "latency files", "dcm.stages.tables:run"),
     "figures": ("the paper's figures (Fig. 2, 3, 5, 10 and sample grids) as PNG from the run's result files",
                 "dcm.stages.figures:run"),
+    "plan": ("per-GPU memory of every GPU stage (weights, gradients, optimizer, frozen copies, activations) and "
+             "whether it fits", "dcm.stages.plan:run"),
 }
 
 
@@ -67,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--kappa", type=int, metavar="K",
                            help="one point of the kappa sweep (Fig. 10, right): schedule.kappa=K, outputs under "
                            "<run>/kappa/K/ (trajectories, teacher and the teacher's samples from the run itself)")
+        if name == "plan":
+            p.add_argument("--json", dest="as_json", action="store_true", help="print a JSON list, one object per stage")
         if name == "tables":
             p.add_argument("--table", required=True, choices=["1", "3", "kappa"],
                            help="which table of the paper; kappa: the kappa sweep of Fig. 10 (right)")
@@ -96,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config, args.overrides)
         if getattr(args, "kappa", None) is not None:
             cfg = at_kappa(cfg, args.kappa)
-        extra = {k: v for k, v in vars(args).items() if k in ("variant", "method", "steps", "table")}
+        extra = {k: v for k, v in vars(args).items() if k in ("variant", "method", "steps", "table", "as_json")}
         check_arguments(cfg, extra)
         seed_torch(cfg)
         log.info("CUDA_VISIBLE_DEVICES=%s SLURM_JOB_ID=%s RANK=%s WORLD_SIZE=%s",

@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from dcm.backbones.base import Backbone
+from dcm.backbones.base import RECOMPUTE_STATE, Backbone
 
 DETAIL_ADAPTER = "detail"
 
@@ -57,14 +57,21 @@ class DetailLayers(nn.Module):
         """Within the block, `net` runs as the detail expert: copied layers in place, LoRA enabled.
 
         peft's enable/disable also flip requires_grad of the LoRA weights; their trainability is restored
-        so that a backward pass after the block still reaches them."""
+        so that a backward pass after the block still reaches them. While active, the network carries
+        RECOMPUTE_STATE, so that blocks checkpointed here are recomputed as the detail expert in backward;
+        re-entering while active (such a recomputation inside the block) changes nothing."""
+        if getattr(net, RECOMPUTE_STATE, None) is not None:
+            yield
+            return
         lora = [p for name, p in net.named_parameters() if "lora_" in name]
         trainable = [p.requires_grad for p in lora]
         self._swap(net)
         net.enable_adapters()
+        setattr(net, RECOMPUTE_STATE, lambda: self.active(net))
         try:
             yield
         finally:
+            delattr(net, RECOMPUTE_STATE)
             net.disable_adapters()
             self._swap(net)
             for p, flag in zip(lora, trainable):

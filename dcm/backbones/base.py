@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import types
 from abc import ABC, abstractmethod
 from pathlib import Path
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
 
 from dcm import distributed
@@ -19,6 +22,30 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda":
         return torch.device("cuda", distributed.local_rank())
     return torch.device(name)
+
+
+#: attribute a network carries while something has switched its state (the detail expert): a zero-argument
+#: callable giving the context that switches it again, so that a block recomputed in backward, after the switch
+#: has ended, runs as it did in the forward
+RECOMPUTE_STATE = "_dcm_recompute_state"
+
+
+def _checkpoint_block(net: nn.Module, block: nn.Module, *args):
+    """Run `block` of `net` under non-reentrant checkpointing, recomputed in the state `net` has now."""
+    state = getattr(net, RECOMPUTE_STATE, None)
+    return torch.utils.checkpoint.checkpoint(
+        block.__call__, *args, use_reentrant=False,
+        context_fn=lambda: (contextlib.nullcontext(), state() if state else contextlib.nullcontext()))
+
+
+def configure_checkpointing(net: nn.Module, enabled: bool) -> nn.Module:
+    """`net` with diffusers' per-block activation checkpointing on when `enabled` (backbone.gradient_checkpointing):
+    each block's activations are recomputed in backward instead of stored, under the state the network had in
+    the forward (RECOMPUTE_STATE). It acts only in forwards that record gradients, so sampling and no-grad
+    targets run as before. The function is bound to `net`, so a deep copy checks its own state."""
+    if enabled:
+        net.enable_gradient_checkpointing(gradient_checkpointing_func=types.MethodType(_checkpoint_block, net))
+    return net
 
 
 class Backbone(ABC):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from dcm.backbones.base import Backbone, resolve_device
+from dcm.backbones.base import Backbone, configure_checkpointing, resolve_device
 from dcm.errors import DCMError
 from dcm.io import read_json, write_json
 from dcm.video import from_uint8_video, to_uint8_video
@@ -77,6 +77,7 @@ class DiffusersBackbone(Backbone):
         self.dtype = DTYPES[backbone_cfg.get("dtype", "float32")]
         self.device = resolve_device(backbone_cfg.get("device", "auto"))
         self.max_sequence_length = backbone_cfg.get("max_sequence_length") or self.default_max_sequence_length
+        self.gradient_checkpointing = backbone_cfg.get("gradient_checkpointing", False)
         self.frames, self.height, self.width = backbone_cfg["frames"], backbone_cfg["height"], backbone_cfg["width"]
         try:
             self.load_components()
@@ -137,4 +138,4 @@ class DiffusersBackbone(Backbone):
             net = self.transformer_class.from_pretrained(str(source), subfolder=subfolder, dtype=self.dtype)
         except (OSError, ValueError, RuntimeError) as err:
             raise DCMError(f"cannot load {self.transformer_class.__name__} from {source}: {err}") from err
-        return net.to(self.device)
+        return configure_checkpointing(net, self.gradient_checkpointing).to(self.device)

@@ -15,7 +15,7 @@ import torch
 from diffusers import WanTransformer3DModel
 from torch import nn
 
-from dcm.backbones.base import Backbone, resolve_device
+from dcm.backbones.base import Backbone, configure_checkpointing, resolve_device
 from dcm.errors import DCMError
 from dcm.io import read_json, write_json
 from dcm.video import to_uint8_video
@@ -53,15 +53,18 @@ class TinyBackbone(Backbone):
     timestep_layer_names = ("condition_embedder", "scale_shift_table", "norm_out", "proj_out")
     attention_linear_names = ("to_q", "to_k", "to_v", "to_out.0")
 
-    def __init__(self, shape: tuple[int, int, int, int], encoder: OneHotWordEncoder, device: torch.device):
+    def __init__(self, shape: tuple[int, int, int, int], encoder: OneHotWordEncoder, device: torch.device,
+                 gradient_checkpointing: bool = False):
         self._shape = shape
         self.encoder = encoder
         self.device = device
+        self.gradient_checkpointing = gradient_checkpointing
 
     @classmethod
     def from_config(cls, backbone_cfg: dict, words: list[str], max_words: int) -> "TinyBackbone":
         shape = (3, backbone_cfg["frames"], backbone_cfg["height"], backbone_cfg["width"])
-        return cls(shape, OneHotWordEncoder(words, max_words), resolve_device(backbone_cfg.get("device", "auto")))
+        return cls(shape, OneHotWordEncoder(words, max_words), resolve_device(backbone_cfg.get("device", "auto")),
+                   backbone_cfg.get("gradient_checkpointing", False))
 
     @classmethod
     def from_directory(cls, backbone_cfg: dict, directory: str | Path) -> "TinyBackbone":
@@ -79,8 +82,8 @@ class TinyBackbone(Backbone):
         kwargs.update(model_cfg)
         kwargs["patch_size"] = tuple(kwargs["patch_size"])
         vocabulary = len(self.encoder.words)
-        return WanTransformer3DModel(in_channels=3 + 3 + vocabulary, out_channels=3, text_dim=vocabulary,
-                                     **kwargs).to(self.device)
+        net = WanTransformer3DModel(in_channels=3 + 3 + vocabulary, out_channels=3, text_dim=vocabulary, **kwargs)
+        return configure_checkpointing(net, self.gradient_checkpointing).to(self.device)
 
     def condition_channels(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """(B, 3 + V, T, H, W): coordinates in [-1, 1] and the bag of words of each prompt."""
@@ -111,6 +114,7 @@ class TinyBackbone(Backbone):
         if not (directory / "config.json").is_file():
             raise DCMError(f"no saved network in {directory} (config.json missing)")
         try:
-            return WanTransformer3DModel.from_pretrained(str(directory)).to(self.device)
+            net = WanTransformer3DModel.from_pretrained(str(directory))
         except (OSError, ValueError, RuntimeError) as err:
             raise DCMError(f"cannot load network from {directory}: {err}") from err
+        return configure_checkpointing(net, self.gradient_checkpointing).to(self.device)

@@ -4,7 +4,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from dcm import layout, methods, tracking
+from dcm import launch, layout, methods, tracking
 from dcm.config import config_hash, validate
 from dcm.errors import DCMError
 
@@ -38,36 +38,18 @@ CONFIG_ARGS = " ".join(
     [f"--config {shlex.quote(str(f))}" for f in _files]
     + [f"--set {shlex.quote(f'{k}={json.dumps(v)}')}" for k, v in workflow.config_settings.config.items()]
 ).replace("{", "{{").replace("}", "}}")  # a mapping override's braces are not Snakemake placeholders
-TRAINING_RULES = {"teacher", "seme", "dete", "baseline"}
 
 
 def dcm(stage, rule=None):
-    """The shell command of one stage with the workflow's config. A training rule given several GPUs starts
-    one process per GPU with torchrun; the training loop averages gradients across them."""
-    gpus = res(rule or stage, "gpu", 0)
-    launch = PYTHON
-    if (rule or stage) in TRAINING_RULES and gpus > 1:
-        launch += f" -m torch.distributed.run --standalone --nproc-per-node {gpus}"
-    return f"{launch} -m dcm {stage} {CONFIG_ARGS}"
-
-
-def res(rule, key, default):
-    """A generic resource of `rule` from config `resources`, falling back to `resources.default`."""
-    table = config["resources"]
-    return table.get(rule, {}).get(key, table.get("default", {}).get(key, default))
+    """The shell command of one stage with the workflow's config: one process, one per GPU under torchrun, or
+    across nodes with srun + torchrun (dcm/launch.py)."""
+    return launch.command(config, rule or stage, PYTHON, f"{stage} {CONFIG_ARGS}")
 
 
 def resources_of(rule):
-    """Generic Snakemake resources of `rule`; cluster specifics (partition, account) stay in the profile."""
-    resources = dict(
-        gpu=res(rule, "gpu", 0),
-        mem_mb=res(rule, "mem_mb", 4000),
-        runtime=res(rule, "runtime", 60),
-        cpus_per_task=res(rule, "cpus_per_task", config["threads"]),
-    )
-    if resources["gpu"] and res(rule, "gpu_model", None):
-        resources["gpu_model"] = res(rule, "gpu_model", None)
-    return resources
+    """Snakemake resources of `rule`, multi-node ones included; cluster specifics (partition, account) stay in
+    the profile."""
+    return launch.job_resources(config, rule)
 
 
 def point_dir(wildcards):

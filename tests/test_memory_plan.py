@@ -1,0 +1,96 @@
+"""The memory plan (`python -m dcm plan`): parameter counts of the real configs on the meta device, the token and
+activation scaling, the per-GPU arithmetic of sharding and context parallelism by hand, and the three
+real-backbone configs fitting the GPUs they ask for."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dcm.config import load_config
+from dcm.errors import DCMError
+from dcm.memory_plan import (GIB, SPECS, activation_gib, discriminator_bytes_per_token, lora_parameters,
+                             network_facts, plan, tokens)
+from tests.helpers import REPO
+
+CONFIGS = {"hunyuan_video": "hunyuanvideo.yaml", "cogvideox": "cogvideox-2b.yaml", "wan": "wan2.1-t2v-1.3b.yaml"}
+
+
+@pytest.mark.parametrize("backbone,billions,lora_millions", [("hunyuan_video", 12.82, 164), ("cogvideox", 1.69, 59),
+                                                              ("wan", 1.42, 94)])
+def test_parameter_counts_of_the_real_configs(backbone, billions, lora_millions):
+    """facts.md Sec. 5: 12.82 B / 1.69 B / 1.42 B parameters, LoRA r=128 on attention adds 164 M / 59 M / 94 M."""
+    assert round(network_facts(backbone).parameters / 1e9, 2) == billions
+    assert round(lora_parameters(backbone, 128) / 1e6) == lora_millions
+
+
+def test_tokens_and_activation_scaling():
+    assert tokens("hunyuan_video", 129, 720, 1280) == 33 * 45 * 80  # ~119k (facts.md Sec. 5)
+    assert tokens("wan", 81, 480, 832) == 21 * 30 * 52
+    assert tokens("cogvideox", 29, 480, 720) == 8 * 30 * 45
+    ref = SPECS["wan"].activations
+    assert activation_gib("wan", 81, 480, 832, checkpointed=False) == ref.full_gib
+    # 41 frames -> 11 latent frames of 21: linear in tokens
+    assert activation_gib("wan", 41, 480, 832, checkpointed=True) == pytest.approx(ref.checkpointed_gib * 11 / 21)
+
+
+def test_discriminator_head_saves_seven_fp32_maps_per_token():
+    """Conv in, GroupNorm in, LeakyReLU, residual conv in, GroupNorm in, LeakyReLU, logits conv in: 7 x 4 B x width
+    per token (plus the GroupNorm statistics, per group, not per token)."""
+    parameters, per_token = discriminator_bytes_per_token(1536)
+    assert 28 * 1536 <= per_token <= 28 * 1536 + 16
+    assert parameters == 2 * (1536 * 1536 + 1536 + 2 * 1536) + 1536 + 1
+
+
+def _row(rows, stage, variant=None):
+    return next(r for r in rows if r["stage"] == stage and (variant is None or variant in r.get("variants", [])))
+
+
+def test_sharding_and_context_parallelism_by_hand(tmp_path):
+    base = load_config(REPO / "config" / "wan2.1-t2v-1.3b.yaml")
+    n = network_facts("wan").parameters
+    one = _row(plan(base), "seme")
+    assert one["memory_gib"]["weights"] == round(n * 4 / GIB, 2)     # fp32 masters
+    assert one["memory_gib"]["optimizer"] == round(n * 8 / GIB, 2)   # AdamW's two fp32 moments
+    assert one["memory_gib"]["activations_checkpointed"] == 8.1      # Wan at 81 x 480 x 832, one sample
+    eight = _row(plan(load_config(REPO / "config" / "wan2.1-t2v-1.3b.yaml",
+                                  ["resources.seme.gpu=8", "seme.batch_size=16", "distributed.context_parallel=2"])),
+                 "seme")
+    assert eight["memory_gib"]["gradients"] == round(n * 4 / 8 / GIB, 2)
+    assert eight["micro_batch"] == 4                                 # 16 over 8 / 2 data-parallel ranks
+    assert eight["memory_gib"]["activations_checkpointed"] == pytest.approx(8.1 * 4 / 2, abs=0.01)
+    ddp = _row(plan(load_config(REPO / "config" / "wan2.1-t2v-1.3b.yaml",
+                                ["resources.seme.gpu=8", "seme.batch_size=8", "distributed.strategy=ddp"])), "seme")
+    assert ddp["memory_gib"]["weights"] == one["memory_gib"]["weights"]  # replicated
+    small = _row(plan(load_config(REPO / "config" / "wan2.1-t2v-1.3b.yaml", ["resources.seme.gpu=8"])), "seme")
+    assert not small["fits"] and "batch_size=1 is smaller than the 8 data-parallel ranks" in small["problems"][0]
+
+
+def test_without_checkpointing_hunyuan_training_does_not_fit():
+    rows = plan(load_config(REPO / "config" / "hunyuanvideo.yaml", ["backbone.gradient_checkpointing=false"]))
+    assert not _row(rows, "seme")["fits"] and _row(rows, "seme")["total_gib"] > 80
+
+
+@pytest.mark.parametrize("backbone", sorted(CONFIGS))
+def test_real_configs_fit_the_gpus_they_ask_for(backbone):
+    rows = plan(load_config(REPO / "config" / CONFIGS[backbone]))
+    assert {r["stage"] for r in rows} == {"teacher", "trajectories", "seme", "dete", "vcm", "lcm", "pcm", "sample"}
+    misfits = [r["stage"] for r in rows if not r["fits"]]
+    # HunyuanVideo's sample stage puts every eval prompt in one batch next to the teacher and two students: it
+    # does not fit one A100 80GB as the stage is written (README, "Memory plan")
+    assert misfits == (["sample"] if backbone == "hunyuan_video" else [])
+    if backbone == "hunyuan_video":
+        seme = _row(rows, "seme")
+        assert (seme["gpus"], seme["nodes"], seme["context_parallel"], seme["micro_batch"]) == (24, 3, 4, 1)
+
+
+def test_cli_json_and_refusal_of_the_tiny_backbone(tmp_path):
+    command = [sys.executable, "-m", "dcm", "plan", "--config", str(REPO / "config" / "cogvideox-2b.yaml"), "--json",
+               "--set", f"results_dir={tmp_path}", "--set", "tracking.enabled=false"]
+    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
+    rows = json.loads(proc.stdout)
+    assert all({"stage", "gpus", "strategy", "total_gib", "gpu_memory_gib", "fits"} <= set(r) for r in rows)
+    assert _row(rows, "seme")["strategy"] == "fsdp2" and _row(rows, "seme")["gpus"] == 4
+    with pytest.raises(DCMError, match="backbone.name='tiny'"):
+        plan(load_config(REPO / "config" / "smoke.yaml"))

@@ -343,8 +343,9 @@ def plan(cfg: dict) -> list[dict]:
         rows.append(_row(cfg, stage, "baseline", cfg[stage]["batch_size"],
                          Holdings(trainable=n, ema=target_ema or stage == "lcm", activations=train)))
     lora = lora_parameters(b["name"], d["lora_rank"]) + facts.timestep_layers
-    rows.append(_row(cfg, "sample", "sample", _eval_prompt_count(cfg),
-                     Holdings(frozen=3 * n + lora + text + vae, activations=(one_block, one_block), training=False),
-                     note="teacher + up to two student networks (OD experts, Fig. 3 mixes) + LoRA; "
-                          "one batch of every prompt"))
+    batch = min(cfg["sampling"]["batch_size"] or _eval_prompt_count(cfg), _eval_prompt_count(cfg))
+    rows.append(_row(cfg, "sample", "sample", batch,
+                     Holdings(frozen=2 * n + lora + text + vae, activations=(one_block, one_block), training=False),
+                     note="the teacher, or up to two student networks (OD experts, Fig. 3 mixes) + LoRA; "
+                          "sampling.batch_size videos at once (null: every prompt)"))
     return rows

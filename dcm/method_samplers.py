@@ -32,7 +32,6 @@ class SamplerRequest:
     steps: int  # sampling steps
     phases: PhaseSchedule  # grid, phase edges and kappa of this run (or kappa-sweep point)
     backbone: Backbone
-    teacher: torch.nn.Module  # the frozen teacher network
     run: Path  # the run directory
     point: Path  # the run, or the kappa-sweep point whose experts are sampled
 
@@ -44,6 +43,10 @@ class SamplerRequest:
     def networks(self) -> list[Path]:
         """The training outputs the method samples from."""
         return methods.networks(self.cfg, self.method, self.run, self.point)
+
+    def teacher(self) -> torch.nn.Module:
+        """The frozen teacher network, loaded only by the samplers that run it (it is not on the GPU otherwise)."""
+        return self.load(self.run / "teacher")
 
     def load(self, directory: Path) -> torch.nn.Module:
         """A frozen network saved under `directory`/network, or an error naming the stage that makes it."""
@@ -65,7 +68,7 @@ def build_sampler(request: SamplerRequest) -> Sampler:
 
 def teacher(request: SamplerRequest) -> Sampler:
     """The teacher's Euler ODE solve on `steps` uniform grid steps."""
-    return request.euler(Expert(request.teacher).denoiser(request.backbone))
+    return request.euler(Expert(request.teacher()).denoiser(request.backbone))
 
 
 def single_network(request: SamplerRequest) -> Sampler:

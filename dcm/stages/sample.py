@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from dcm import layout, methods
-from dcm.backbones import load_teacher
+from dcm.backbones import load_backbone, teacher_network_dir
 from dcm.backbones.base import Backbone
 from dcm.data.procedural import Factors
 from dcm.data.prompts import load_captions
@@ -38,13 +38,14 @@ def sampling_prompts(cfg: dict, backbone: Backbone) -> tuple[list[str], torch.Te
 
 def run(cfg: dict, method: str, steps: int) -> None:
     entry = methods.check_request(cfg, method, steps)
-    backbone, teacher = load_teacher(cfg)
+    backbone = load_backbone(cfg, layout.require(teacher_network_dir(cfg), "teacher"))
     prompts, cond = sampling_prompts(cfg, backbone)
-    request = SamplerRequest(cfg, entry, steps, PhaseSchedule.from_config(cfg), backbone, teacher,
-                             layout.run_dir(cfg), layout.own_point(cfg))
+    request = SamplerRequest(cfg, entry, steps, PhaseSchedule.from_config(cfg), backbone, layout.run_dir(cfg),
+                             layout.own_point(cfg))
     sampler = build_sampler(request)
-    seeds = sample_seeds(cfg, len(prompts))
-    latents = torch.cat([sampler(seeded_noise(backbone.latent_shape, s), cond, s) for s in seeds])
+    seeds, chunk = sample_seeds(cfg, len(prompts)), cfg["sampling"]["batch_size"] or len(prompts)
+    latents = torch.cat([sampler(seeded_noise(backbone.latent_shape, s[i:i + chunk]), cond[i:i + chunk], s[i:i + chunk])
+                         for s in seeds for i in range(0, len(prompts), chunk)])
     videos = backbone.decode(latents)
     one_seed = seeds[0][:1]
     one_noise, one_cond = seeded_noise(backbone.latent_shape, one_seed), cond[:1]

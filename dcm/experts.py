@@ -42,6 +42,8 @@ class DetailLayers(nn.Module):
                 self.layers[key] = copy.deepcopy(original)
         for p in self.parameters():
             p.requires_grad_(True)
+        # a plain tuple, not submodules: the LoRA layers belong to `net`'s state dict, not to this one's
+        self.adapters = tuple(lora_layers(net))
 
     def _swap(self, net: nn.Module) -> None:
         for name in self.names:
@@ -52,30 +54,39 @@ class DetailLayers(nn.Module):
             setattr(parent, leaf, mine)
             store[key] = theirs
 
+    def _enable_lora(self, enabled: bool) -> None:
+        # peft's layer forward reads only this flag; diffusers' enable/disable_adapters walk every module of
+        # the network, check the peft version and reset requires_grad on each call, which a per-step switch
+        # cannot afford
+        for layer in self.adapters:
+            layer._disable_adapters = not enabled
+
     @contextlib.contextmanager
     def active(self, net: nn.Module):
-        """Within the block, `net` runs as the detail expert: copied layers in place, LoRA enabled.
-
-        peft's enable/disable also flip requires_grad of the LoRA weights; their trainability is restored
-        so that a backward pass after the block still reaches them. While active, the network carries
-        RECOMPUTE_STATE, so that blocks checkpointed here are recomputed as the detail expert in backward;
-        re-entering while active (such a recomputation inside the block) changes nothing."""
+        """Within the block, `net` (the network these layers were built on) runs as the detail expert: copied
+        layers in place, LoRA enabled, by flags only, so the LoRA weights keep their requires_grad. While
+        active, the network carries RECOMPUTE_STATE, so that blocks checkpointed here are recomputed as the
+        detail expert in backward; re-entering while active (such a recomputation inside the block) changes
+        nothing."""
         if getattr(net, RECOMPUTE_STATE, None) is not None:
             yield
             return
-        lora = [p for name, p in net.named_parameters() if "lora_" in name]
-        trainable = [p.requires_grad for p in lora]
         self._swap(net)
-        net.enable_adapters()
+        self._enable_lora(True)
         setattr(net, RECOMPUTE_STATE, lambda: self.active(net))
         try:
             yield
         finally:
             delattr(net, RECOMPUTE_STATE)
-            net.disable_adapters()
+            self._enable_lora(False)
             self._swap(net)
-            for p, flag in zip(lora, trainable):
-                p.requires_grad_(flag)
+
+
+def lora_layers(net: nn.Module) -> list[nn.Module]:
+    """The peft adapter layers of `net`, in module order."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    return [m for m in net.modules() if isinstance(m, BaseTunerLayer)]
 
 
 class Expert(nn.Module):

@@ -52,3 +52,40 @@ def test_detail_layers_are_copies_named_by_the_backbone(backbone, net):
     names = {k.split(".")[2] for k in detail_state_dict(detail) if k.startswith("detail.")}
     assert names == {"condition_embedder", "proj_out", "scale_shift_table"}  # norm_out has no parameters
     assert detail.detail.layers["proj_out"] is not net.proj_out
+
+
+def _through_diffusers(detail, backbone, x, sigma, cond):
+    """The detail expert as diffusers' adapter API runs it (the reference the fast flags must match)."""
+    detail.detail._swap(detail.net)
+    detail.net.enable_adapters()
+    try:
+        return backbone.predict(detail.net, x, sigma, cond)
+    finally:
+        detail.net.disable_adapters()
+        detail.detail._swap(detail.net)
+
+
+def test_fast_switch_is_bit_identical_to_diffusers_adapter_toggling(backbone, net, cond):
+    x, sigma = torch.randn(2, *backbone.latent_shape), torch.tensor([0.3, 0.2])
+    detail = attach_detail_expert(net, backbone, rank=2, alpha=4)
+    with torch.no_grad():
+        for name, p in detail.named_parameters():
+            if "lora_B" in name or name.startswith("detail."):
+                p.add_(0.05 * torch.randn_like(p))  # trained-looking LoRA and copied layers, so both matter
+        semantic_before = backbone.predict(net, x, sigma, cond)
+        fast = detail.velocity(backbone, x, sigma, cond)
+        reference = _through_diffusers(detail, backbone, x, sigma, cond)
+        assert not torch.allclose(fast, semantic_before, atol=1e-3)  # the detail expert differs from SemE
+        assert torch.equal(fast, reference)
+        assert torch.equal(backbone.predict(net, x, sigma, cond), semantic_before)  # switched back exactly
+        assert not any(layer.disable_adapters is False for layer in detail.detail.adapters)
+    assert len(detail.detail.adapters) == 2 * 2 * 4  # 2 blocks x (self + cross attention) x q, k, v, out
+
+
+def test_switching_leaves_lora_trainable_and_the_semantic_weights_frozen(backbone, net, cond):
+    detail = attach_detail_expert(net, backbone, rank=2, alpha=4)
+    x, sigma = torch.randn(2, *backbone.latent_shape), torch.tensor([0.3, 0.2])
+    with torch.no_grad():
+        detail.velocity(backbone, x, sigma, cond)
+    trainable = {k for k, p in detail.named_parameters() if p.requires_grad}
+    assert trainable == set(detail_state_dict(detail))

@@ -28,6 +28,8 @@ STAGES = {
                    "dcm.stages.weightdiff:run"),
     **{name: (trainer.help, trainer.run) for name, trainer in methods.TRAINERS.items()},
     "sample": ("few-step (or teacher) sampling of one method at one step count", "dcm.stages.sample:run"),
+    "latency": ("Table 1's latency column: every Table 1 sampler timed interleaved in one process (batch 1, "
+                "decode included)", "dcm.stages.latency:run"),
     "compare": ("distance of every sample set to the teacher's 50-step output from the same noise",
                 "dcm.stages.compare:run"),
     "evaluate": ("score one sample set with the backbone's benchmark: tinybench (tiny) or VBench (own environment)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 
@@ -17,23 +17,35 @@ def device_name() -> str:
     return f"CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
 
 
-def measure_latency(generate: Callable[[], object], warmup: int, repeats: int,
-                    clock: Callable[[], float] = time.perf_counter) -> dict:
-    """Median, min and max seconds of `repeats` calls of `generate` after `warmup` untimed calls.
+def interleaved_latency(calls: Mapping[str, Callable[[], object]], warmup: int, repeats: int,
+                        clock: Callable[[], float] = time.perf_counter) -> dict[str, dict]:
+    """Seconds per call of each of `calls`, timed round-robin so that all of them share the machine's load:
+    `warmup` untimed rounds, then `repeats` rounds that each call every one once, the order rotated by one
+    per round; the median, min and max of each.
 
     CUDA work is synchronised before each clock read, so asynchronous kernels are inside the measurement.
     """
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
+    names = list(calls)
     sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
     for _ in range(warmup):
-        generate()
-    seconds = []
-    for _ in range(repeats):
-        sync()
-        start = clock()
-        generate()
-        sync()
-        seconds.append(clock() - start)
-    return {"median_s": statistics.median(seconds), "min_s": min(seconds), "max_s": max(seconds),
-            "repeats": repeats, "warmup": warmup, "seconds": seconds, "device": device_name()}
+        for name in names:
+            calls[name]()
+    seconds = {name: [] for name in names}
+    for round_ in range(repeats):
+        for name in names[round_ % len(names):] + names[:round_ % len(names)]:
+            sync()
+            start = clock()
+            calls[name]()
+            sync()
+            seconds[name].append(clock() - start)
+    device = device_name()
+    return {name: {"median_s": statistics.median(t), "min_s": min(t), "max_s": max(t), "repeats": repeats,
+                   "warmup": warmup, "seconds": t, "device": device} for name, t in seconds.items()}
+
+
+def measure_latency(generate: Callable[[], object], warmup: int, repeats: int,
+                    clock: Callable[[], float] = time.perf_counter) -> dict:
+    """Median, min and max seconds of `repeats` calls of `generate` after `warmup` untimed calls."""
+    return interleaved_latency({"generate": generate}, warmup, repeats, clock)["generate"]

@@ -1,0 +1,290 @@
+"""The project's performance figures in one command, every ratio measured interleaved in this one process.
+
+    .venv/bin/python benchmarks/run.py [--quick] [--out results/benchmarks]
+
+Sampling (the tiny default's network shape from config/config.yaml, random weights: timing does not depend
+on them): teacher, LCM, PCM and DCM at 2, 4 and 8 steps and the teacher at 50, each built by the sample
+stage's own `method_sampler`, plus the bare network calls each sampler makes, all timed round-robin
+(dcm.eval.latency.interleaved_latency, median). Stages (config/smoke.yaml, as subprocesses): training
+steps/s from two runs of each training stage at two step counts, start-up (the intercept), peak memory
+(max RSS); trajectory-cache read and write rates; the detail expert's extra parameters (tiny default and
+HunyuanVideo on the meta device); no-op `snakemake` and `dvc repro` (benchmarks/noop.py; not in --quick).
+Writes <out>/benchmarks.json and <out>/benchmarks.md. Exits 1 if a physical limit is broken (a speed-up
+above the step-count ratio).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+import torch  # noqa: E402
+
+from dcm.config import load_config  # noqa: E402
+from dcm.eval.latency import device_name, interleaved_latency  # noqa: E402
+from dcm.experts import attach_detail_expert, detail_state_dict  # noqa: E402
+from dcm.io import load_tensors, save_tensors, write_json  # noqa: E402
+from dcm.sampling import seeded_noise  # noqa: E402
+from dcm.stages.common import load_teacher, stage_dir, teacher_network_dir  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG, SMOKE = REPO / "config/config.yaml", REPO / "config/smoke.yaml"
+METHODS, STEPS = ("teacher", "lcm", "pcm", "dcm"), (2, 4, 8)
+PROMPT = "a red circle moving left"
+TRAINING_STAGES = ("teacher", "seme", "dete", "vcm", "lcm", "pcm")
+
+
+def random_run(cfg: dict) -> None:
+    """The networks of every Table 1 method with random weights, saved where the stages save trained ones."""
+    from dcm.backbones.tiny import TinyBackbone
+    from dcm.data.procedural import vocabulary
+    from dcm.stages.dete import DETAIL_CONFIG, DETAIL_WEIGHTS
+    from dcm.stages.distill import seme_dir, variant_flags
+    from dcm.stages.teacher import MAX_WORDS
+
+    backbone = TinyBackbone.from_config(cfg["backbone"], vocabulary(), MAX_WORDS)
+    seme = seme_dir(cfg, variant_flags(cfg, "dcm")) / "network"
+    for directory in (teacher_network_dir(cfg), stage_dir(cfg, "lcm", "network"), stage_dir(cfg, "pcm", "network"),
+                      seme):
+        backbone.save_network(backbone.new_network(cfg["backbone"]["model"]), directory)
+    rank, alpha = cfg["dete"]["lora_rank"], cfg["dete"]["lora_alpha"]
+    expert = attach_detail_expert(backbone.load_network(seme), backbone, rank, alpha)
+    dete = stage_dir(cfg, "dete", "dcm")
+    dete.mkdir(parents=True)
+    save_tensors(dete / DETAIL_WEIGHTS, {k: v + 0.01 * torch.randn_like(v) for k, v in detail_state_dict(expert).items()})
+    write_json(dete / DETAIL_CONFIG, {"lora_rank": rank, "lora_alpha": alpha, "seme": str(seme.parent)})
+
+
+def bare_calls(cfg: dict, method: str, backbone, teacher, schedule: list[int], x, cond):
+    """The network calls `method`'s sampler makes, made directly: one predict per step on the same network,
+    the detail expert entered once for its whole phase (what a sampler cannot do better than)."""
+    from dcm.stages.distill import seme_dir, variant_flags
+    from dcm.stages.sample import _detail_expert
+    from dcm.stages.common import grid
+
+    sigmas = grid(cfg).to(x.dtype)
+    steps = [sigmas[i].expand(x.shape[0]) for i in schedule[:-1]]
+    if method in ("teacher", "lcm", "pcm"):
+        net = teacher if method == "teacher" else backbone.load_network(stage_dir(cfg, method, "network")).eval()
+        return lambda: [backbone.predict(net, x, s, cond) for s in steps]
+    flags = variant_flags(cfg, method)
+    semantic = backbone.load_network(seme_dir(cfg, flags) / "network").eval().requires_grad_(False)
+    detail = _detail_expert(cfg, backbone, method, flags, semantic)
+    kappa = float(sigmas[cfg["schedule"]["kappa"]])
+    high, low = [s for s in steps if s[0] > kappa], [s for s in steps if s[0] <= kappa]
+
+    def calls():
+        out = [backbone.predict(semantic, x, s, cond) for s in high]
+        with detail.detail.active(detail.net):
+            return out + [backbone.predict(detail.net, x, s, cond) for s in low]
+
+    return calls
+
+
+def sampling(cfg: dict, batch: int, warmup: int, repeats: int) -> dict:
+    """Interleaved timing of every sampler and of its bare network calls at `batch` videos per call."""
+    from dcm.stages.sample import method_sampler
+
+    backbone, teacher = load_teacher(cfg)
+    noise = seeded_noise(backbone.latent_shape, list(range(batch)))
+    cond = backbone.encode_prompts([PROMPT] * batch)
+    teacher_steps = cfg["sampling"]["teacher_steps"]
+    calls, schedules = {}, {}
+    for method, steps in [("teacher", teacher_steps)] + [(m, k) for k in STEPS for m in METHODS]:
+        mcfg = copy.deepcopy(cfg)
+        if method == "pcm" and steps % mcfg["pcm"]["phases"]:
+            mcfg["pcm"]["phases"] = steps  # PCM trained for k phases samples in k steps
+        sampler, schedule = method_sampler(mcfg, method, steps, backbone, teacher)
+        name = f"{method}-{steps}"
+        calls[name] = lambda sampler=sampler: sampler(noise, cond)
+        calls[f"bare:{name}"] = bare_calls(mcfg, method, backbone, teacher, schedule, noise, cond)
+        schedules[name] = schedule
+    with torch.no_grad():
+        timing = interleaved_latency(calls, warmup, repeats)
+    median = {name: t["median_s"] for name, t in timing.items()}
+    reference = median[f"teacher-{teacher_steps}"]
+    speedup = {f"{m}-{k}": reference / median[f"{m}-{k}"] for k in STEPS for m in METHODS}
+    return {
+        "batch": batch, "repeats": repeats, "warmup": warmup, "median_s": median,
+        "speedup": speedup,
+        "speedup_limit": {name: teacher_steps / int(name.rsplit("-", 1)[1]) for name in speedup},
+        "dcm_step_over_pcm": {str(k): median[f"dcm-{k}"] / median[f"pcm-{k}"] for k in STEPS},
+        "dcm_step_over_lcm": {str(k): median[f"dcm-{k}"] / median[f"lcm-{k}"] for k in STEPS},
+        "sampler_overhead": {name: median[name] / median[f"bare:{name}"] for name in schedules},
+        "schedules": schedules,
+    }
+
+
+def _timed(command: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of one subprocess, which must succeed."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    stderr = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"error: {' '.join(command)} failed:\n{stderr[-3000:]}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def stages(results: Path, step_counts: tuple[int, int]) -> dict:
+    """Smoke-config stages as subprocesses: wall, peak memory, and steps/s and start-up of the training ones."""
+    base = [sys.executable, "-m", "dcm"]
+    common = ["--config", str(SMOKE), "--set", f"results_dir={results}", "--set", "tracking.enabled=false"]
+    report = {}
+    for stage in ("dataset", "teacher", "trajectories", *TRAINING_STAGES[1:]):
+        if stage not in TRAINING_STAGES:
+            wall, rss = _timed(base + [stage] + common)
+            report[stage] = {"wall_s": wall, "peak_rss_mb": rss}
+            continue
+        runs = [_timed(base + [stage] + common + ["--set", f"{stage}.steps={n}"]) for n in step_counts]
+        (t1, _), (t2, rss) = runs
+        rate = (step_counts[1] - step_counts[0]) / (t2 - t1)
+        report[stage] = {"steps_per_s": rate, "startup_s": t1 - step_counts[0] / rate, "wall_s": t2,
+                         "steps": step_counts[1], "peak_rss_mb": max(rss, runs[0][1])}
+    return report
+
+
+def cache_rates(results: Path) -> dict:
+    """MB/s of reading (checksums verified) and writing the smoke run's trajectory cache."""
+    from dcm.stages.distill import load_cache
+
+    cfg = load_config(SMOKE, [f"results_dir={results}"])
+    directory = stage_dir(cfg, "trajectories")
+    size_mb = sum(p.stat().st_size for p in directory.glob("*.safetensors")) / 1e6
+    start = time.perf_counter()
+    load_cache(cfg)
+    read_s = time.perf_counter() - start
+    tensors = {f"{p.stem}.{k}": v for p in directory.glob("*.safetensors") for k, v in load_tensors(p).items()}
+    start = time.perf_counter()
+    save_tensors(results / "rewrite.safetensors", tensors)
+    write_s = time.perf_counter() - start
+    return {"size_mb": size_mb, "read_mb_per_s": size_mb / read_s, "write_mb_per_s": size_mb / write_s}
+
+
+def detail_parameters(cfg: dict) -> dict:
+    """Parameters the detail expert adds (LoRA + copied timestep layers) on the tiny default and on
+    HunyuanVideo at the authors' r = 128 (meta device: no memory, no download)."""
+    from dcm.backbones.hunyuan_video import HunyuanVideoBackbone
+    from diffusers import HunyuanVideoTransformer3DModel
+
+    backbone, _ = load_teacher(cfg)
+    counts = {}
+    for name, net, adapter, rank in (
+            ("tiny", backbone.new_network(cfg["backbone"]["model"]), backbone, cfg["dete"]["lora_rank"]),
+            ("hunyuan_video", None, HunyuanVideoBackbone, 128)):
+        if net is None:
+            with torch.device("meta"):
+                net = HunyuanVideoTransformer3DModel()
+        base = sum(p.numel() for p in net.parameters())
+        expert = attach_detail_expert(net, adapter, rank, 2 * rank)
+        extra = detail_state_dict(expert)
+        lora = sum(v.numel() for k, v in extra.items() if "lora_" in k)
+        counts[name] = {"base": base, "lora_rank": rank, "lora": lora, "timestep_layers": sum(
+            v.numel() for v in extra.values()) - lora, "extra_fraction": sum(v.numel() for v in extra.values()) / base}
+    return counts
+
+
+def noop(repeats: int) -> dict:
+    """No-op `snakemake` and `dvc repro` on the smoke config (benchmarks/noop.py, which runs it once first)."""
+    from benchmarks.noop import NO_OPS, median_seconds, prepare
+
+    workdir = Path(tempfile.mkdtemp(prefix="dcm-noop-"))
+    try:
+        prepare(workdir / "repo")
+        return {label: median_seconds(workdir / "repo", command, idle, repeats)[0] for label, command, idle in NO_OPS}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def physical_faults(result: dict) -> list[str]:
+    """Every speed-up above its step-count limit, as error lines."""
+    return [f"batch {run['batch']}: {name} speed-up {value:.2f}x is above the {run['speedup_limit'][name]:.2f}x "
+            f"limit of its step count" for run in result["sampling"] for name, value in run["speedup"].items()
+            if value > run["speedup_limit"][name]]
+
+
+def to_markdown(result: dict) -> str:
+    """The figures as Markdown tables."""
+    lines = [f"Machine: {result['machine']}. Sampling: tiny default network shape, random weights, "
+             f"{result['threads']} threads; medians of interleaved rounds.", ""]
+    for run in result["sampling"]:
+        lines += [f"**Batch {run['batch']}** ({run['repeats']} rounds)", "",
+                  "| steps | " + " | ".join(f"{m} speed-up" for m in METHODS) + " | DCM/PCM per step | DCM/LCM per step |",
+                  "|---|" + "---|" * (len(METHODS) + 2)]
+        for k in STEPS:
+            lines.append(f"| {k} | " + " | ".join(f"{run['speedup'][f'{m}-{k}']:.2f}x" for m in METHODS) +
+                         f" | {run['dcm_step_over_pcm'][str(k)]:.3f} | {run['dcm_step_over_lcm'][str(k)]:.3f} |")
+        lines += ["", "Sampler time over its bare network calls: " + ", ".join(
+            f"{n} {v:.3f}" for n, v in run["sampler_overhead"].items()), ""]
+    lines += ["| stage | steps/s | start-up s | wall s | peak RSS MB |", "|---|---|---|---|---|"]
+    for stage, s in result["stages"].items():
+        rate, startup = (f"{s['steps_per_s']:.2f}", f"{s['startup_s']:.2f}") if "steps_per_s" in s else ("", "")
+        lines.append(f"| {stage} | {rate} | {startup} | {s['wall_s']:.2f} | {s['peak_rss_mb']:.0f} |")
+    c = result["cache"]
+    lines += ["", f"Trajectory cache ({c['size_mb']:.2f} MB): read {c['read_mb_per_s']:.0f} MB/s (checksums "
+              f"verified), write {c['write_mb_per_s']:.0f} MB/s.", ""]
+    for name, d in result["detail_parameters"].items():
+        lines.append(f"DetE extra parameters, {name} (r={d['lora_rank']}): LoRA {d['lora'] / 1e6:.3f} M + timestep "
+                     f"layers {d['timestep_layers'] / 1e6:.3f} M = {100 * d['extra_fraction']:.2f}% of "
+                     f"{d['base'] / 1e6:.2f} M.")
+    lines.append("")
+    if result["noop"]:
+        lines.append("No-op: " + ", ".join(f"{k} {v:.2f} s" for k, v in result["noop"].items()) + ".")
+    else:
+        lines.append("No-op snakemake / dvc repro: not measured in --quick (benchmarks/noop.py runs the smoke "
+                     "workflow first).")
+    lines += [f"**Error:** {e}" for e in result["errors"]]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="batch 1 only, fewer rounds, no no-op runs (<2 min)")
+    parser.add_argument("--out", type=Path, default=REPO / "results/benchmarks", help="where the files go")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="dcm-bench-") as tmp:
+        cfg = load_config(CONFIG, [f"results_dir={tmp}/tiny", "tracking.enabled=false"])
+        torch.set_num_threads(cfg["threads"])
+        torch.manual_seed(0)
+        random_run(cfg)
+        batches, (warmup, repeats) = ((1,), (1, 3)) if args.quick else ((1, 8), (2, 9))
+        result = {"machine": f"{device_name()}, {os.cpu_count()} cores, {platform.platform()}",
+                  "threads": cfg["threads"], "quick": args.quick,
+                  "sampling": [sampling(cfg, b, warmup, repeats) for b in batches]}
+        result["speedup"] = result["sampling"][0]["speedup"]
+        result["dcm_step_over_pcm"] = result["sampling"][0]["dcm_step_over_pcm"]
+        result["sampler_overhead"] = {}
+        for name, ratio in result["sampling"][0]["sampler_overhead"].items():
+            method, steps = name.rsplit("-", 1)
+            result["sampler_overhead"].setdefault(method, {})[steps] = ratio
+        result["stages"] = stages(Path(tmp) / "smoke", (2, 6) if args.quick else (4, 16))
+        result["cache"] = cache_rates(Path(tmp) / "smoke")
+        result["detail_parameters"] = detail_parameters(cfg)
+    result["noop"] = None if args.quick else noop(repeats=5)
+    result["errors"] = physical_faults(result)
+    result["wall_s"] = time.perf_counter() - started
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "benchmarks.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / "benchmarks.md").write_text(to_markdown(result))
+    print(to_markdown(result))
+    print(f"wrote {args.out / 'benchmarks.json'} and .md in {result['wall_s']:.0f} s")
+    for error in result["errors"]:
+        print(f"error: {error}", file=sys.stderr)
+    return 1 if result["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Stage `latency`: Table 1's latency column, every Table 1 sampler loaded in one process and timed interleaved
+(round-robin rounds, median per sampler), so that all of them run under one machine state and their speed-ups
+over the full-step teacher are comparable and bounded by the step-count ratio."""
+
+from __future__ import annotations
+
+import logging
+
+from dcm.eval.latency import interleaved_latency
+from dcm.io import write_json
+from dcm.naming import table1_sets
+from dcm.sampling import seeded_noise
+from dcm.stages.common import load_teacher, stage_dir, stage_output
+from dcm.stages.sample import method_sampler, sample_seeds, sampling_prompts
+
+log = logging.getLogger("dcm")
+
+LATENCY_FILE = "latency.json"
+
+
+def speedups(per_set: dict[str, dict], reference: str) -> dict[str, float]:
+    """Median latency of `reference` over each set's median latency."""
+    return {name: per_set[reference]["median_s"] / timing["median_s"] for name, timing in per_set.items()}
+
+
+def above_step_limit(speedup: dict[str, float], reference: str) -> list[str]:
+    """Sets whose speed-up exceeds the ratio of step counts (`<method>-<steps>` names): a timing fault, since
+    no sampler can make fewer than one network call per step."""
+    teacher_steps = int(reference.rsplit("-", 1)[1])
+    return sorted(name for name, value in speedup.items() if value > teacher_steps / int(name.rsplit("-", 1)[1]))
+
+
+def run(cfg: dict) -> None:
+    backbone, teacher = load_teacher(cfg)
+    prompts, cond = sampling_prompts(cfg, backbone)
+    noise, one_cond = seeded_noise(backbone.latent_shape, sample_seeds(cfg, len(prompts))[0][:1]), cond[:1]
+    sets = table1_sets(cfg)
+    calls = {}
+    for name in sets:
+        method, steps = name.rsplit("-", 1)
+        sampler, _ = method_sampler(cfg, method, int(steps), backbone, teacher)
+        calls[name] = lambda sampler=sampler: backbone.decode(sampler(noise, one_cond))
+    timing = cfg["sampling"]["latency"]
+    per_set = interleaved_latency(calls, timing["warmup"], timing["repeats"])
+    speedup = speedups(per_set, sets[0])
+    faults = above_step_limit(speedup, sets[0])
+    if faults:
+        log.warning("speed-up above the step-count limit (a timing fault): %s", faults)
+    with stage_output(stage_dir(cfg, "latency"), cfg) as work:
+        write_json(work / LATENCY_FILE, {"reference": sets[0], "batch_size": 1, "per_video": per_set,
+                                         "speedup": speedup, "above_step_limit": faults})

@@ -1,0 +1,61 @@
+"""Interleaved latency (round-robin timing of several samplers in one process) and the `latency` stage that
+times every Table 1 sampler that way."""
+
+import itertools
+
+import pytest
+
+from dcm.config import load_config
+from dcm.eval.latency import interleaved_latency
+from dcm.io import read_json
+from dcm.naming import table1_sets
+from dcm.stages import latency
+from tests.helpers import SMOKE
+
+
+def test_rounds_call_every_sampler_once_in_rotated_order_and_report_medians():
+    order = []
+    calls = {name: (lambda name=name: order.append(name)) for name in "abc"}
+    ticks = itertools.count()  # every clock read advances by 1: each call lasts 1 tick unless the clock is read
+    result = interleaved_latency(calls, warmup=1, repeats=3, clock=lambda: float(next(ticks)))
+    assert order == list("abc") + list("abc") + list("bca") + list("cab")  # warm-up round, then rotations
+    assert all(r["seconds"] == [1.0, 1.0, 1.0] and r["median_s"] == 1.0 for r in result.values())
+
+
+def test_medians_are_per_sampler():
+    durations = {"slow": iter([5.0, 7.0, 6.0]), "fast": iter([1.0, 3.0, 2.0])}
+    now = [0.0]
+
+    def call(name):
+        now[0] += next(durations[name])
+
+    result = interleaved_latency({n: (lambda n=n: call(n)) for n in durations}, warmup=0, repeats=3,
+                                 clock=lambda: now[0])
+    assert (result["slow"]["median_s"], result["fast"]["median_s"]) == (6.0, 2.0)
+    assert (result["fast"]["min_s"], result["fast"]["max_s"]) == (1.0, 3.0)
+
+
+def test_interleaved_latency_needs_a_timed_round():
+    with pytest.raises(ValueError, match="repeats"):
+        interleaved_latency({"a": lambda: None}, warmup=0, repeats=0)
+
+
+def test_speed_up_above_the_step_count_ratio_is_a_fault():
+    per_set = {"teacher-10": {"median_s": 1.0}, "pcm-4": {"median_s": 0.5}, "dcm-4": {"median_s": 0.2}}
+    speedup = latency.speedups(per_set, "teacher-10")
+    assert speedup == {"teacher-10": 1.0, "pcm-4": 2.0, "dcm-4": 5.0}
+    assert latency.above_step_limit(speedup, "teacher-10") == ["dcm-4"]  # 5x > 10/4
+
+
+def test_latency_stage_times_every_table1_sampler_in_one_file(tmp_path):
+    from benchmarks.run import random_run
+
+    cfg = load_config(SMOKE, [f"results_dir={tmp_path}", "tracking.enabled=false", "sampling.prompts=[a red circle]",
+                              "sampling.latency.warmup=0", "sampling.latency.repeats=2"])
+    random_run(cfg)
+    latency.run(cfg)
+    written = read_json(tmp_path / "smoke" / "latency" / latency.LATENCY_FILE)
+    assert sorted(written["per_video"]) == sorted(table1_sets(cfg))
+    assert written["reference"] == "teacher-10" and written["speedup"]["teacher-10"] == 1.0
+    assert all(len(t["seconds"]) == 2 and t["median_s"] > 0 for t in written["per_video"].values())
+    assert written["above_step_limit"] == latency.above_step_limit(written["speedup"], "teacher-10")

@@ -32,9 +32,11 @@ def atomic_path(path: str | os.PathLike, is_dir: bool = False) -> Iterator[Path]
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         os.close(fd)
         tmp = Path(name)
-    tmp.chmod((0o777 if is_dir else 0o666) & ~_UMASK)  # mkstemp's private 0600 would outlive the rename
     try:
         yield tmp
+        # the process umask, as for every other file: mkstemp/mkdtemp create 0600/0700, and some writers
+        # (safetensors' save_file) replace the file with their own 0600 one, so this comes after the write
+        tmp.chmod((0o777 if is_dir else 0o666) & ~_UMASK)
         if is_dir:
             replace_directory(tmp, path)
         else:

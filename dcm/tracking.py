@@ -6,6 +6,7 @@ the store cannot be reached, every call is a no-op after one warning, and the st
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import subprocess
 import time
@@ -17,6 +18,10 @@ from dcm import distributed, methods
 PARENT_ENV = "DCM_PARENT_RUN_ID"
 ARTIFACT_SUFFIXES = {".json", ".jsonl", ".md", ".csv", ".gif", ".png", ".yaml", ".html"}
 ARTIFACT_MAX_BYTES = 5 << 20
+#: bounds on MLflow's HTTP requests, unless set in the environment: its defaults (7 retries with backoff,
+#: 120 s timeout) keep every stage waiting ~4 minutes on a tracking server that does not answer
+HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+               "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 
 
 def tracking_uri(cfg: dict) -> str:
@@ -113,9 +118,18 @@ def current() -> StageRun:
 
 
 def _client(cfg: dict):
+    for key, value in HTTP_LIMITS.items():
+        os.environ.setdefault(key, value)
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # its retry lines would be a 2nd warning
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri(cfg))
+
+
+def _one_line(err: Exception, limit: int = 300) -> str:
+    """The first line of an error, shortened: MLflow's HTTP errors nest several tracebacks' worth of text."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def artifact_root(cfg: dict) -> Path:
@@ -152,7 +166,7 @@ def stage_run(cfg: dict, stage: str, **labels):
         run = client.create_run(experiment, run_name="-".join([stage, *map(str, labels.values())]), tags=tags)
         client.log_batch(run.info.run_id, params=[Param(k, v[:6000]) for k, v in flatten(cfg).items()])
     except Exception as err:
-        warnings.warn(f"MLflow tracking at {tracking_uri(cfg)} is unavailable ({err}); the stage runs untracked")
+        warnings.warn(f"MLflow tracking at {tracking_uri(cfg)} is unavailable ({_one_line(err)}); the stage runs untracked")
         yield _current
         return
     _current = StageRun(client, run.info.run_id)
@@ -176,7 +190,7 @@ def start_workflow_run(cfg: dict, name: str) -> str | None:
         run = client.create_run(_experiment_id(client, cfg, f"{cfg['name']}/workflow"), run_name=name,
                                 tags={"git_commit": git_commit(), "stage": "workflow"})
     except Exception as err:
-        warnings.warn(f"MLflow tracking at {tracking_uri(cfg)} is unavailable ({err}); running untracked")
+        warnings.warn(f"MLflow tracking at {tracking_uri(cfg)} is unavailable ({_one_line(err)}); running untracked")
         return None
     os.environ[PARENT_ENV] = run.info.run_id
     return run.info.run_id

@@ -52,16 +52,33 @@ def test_ablation_variants_go_to_the_table3_experiment(client):
     assert {r.data.tags.get("variant") or r.data.tags["stage"] for r in runs} >= {"od", "vcm"}
 
 
-def test_unreachable_store_warns_and_the_stage_still_runs(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+def test_unreachable_store_is_given_up_within_seconds_and_the_stage_still_runs(tmp_path, monkeypatch):
+    import time
+
+    for key in tracking.HTTP_LIMITS:
+        monkeypatch.delenv(key, raising=False)  # the stage's own bounds, not the environment's
     cfg = load_config(SMOKE, [f"results_dir={tmp_path}", "tracking.uri=http://127.0.0.1:9"])
     ran = []
-    with pytest.warns(UserWarning, match="unavailable"):
+    start = time.perf_counter()
+    with pytest.warns(UserWarning, match="unavailable") as caught:
         with tracking.stage_run(cfg, "dataset"):
             ran.append(True)
             tracking.current().log_metrics({"loss": 1.0}, 1)
+    assert time.perf_counter() - start < 30  # MLflow's default 7 retries with backoff took 4 minutes
     assert ran == [True]
+    assert len(caught) == 1 and "\n" not in str(caught[0].message)
+
+
+def test_a_stage_with_a_dead_tracking_server_warns_once_and_writes_its_outputs(tmp_path):
+    import os
+
+    from tests.helpers import dcm
+
+    env = {k: v for k, v in os.environ.items() if k not in tracking.HTTP_LIMITS}
+    proc = dcm("dataset", "--set", "tracking.uri=http://127.0.0.1:9", results=tmp_path, env=env)
+    assert (tmp_path / "smoke" / "dataset" / "prompts.json").is_file()
+    warnings = [line for line in proc.stderr.splitlines() if "WARNING" in line or "Warning" in line]
+    assert len(warnings) == 1 and "http://127.0.0.1:9 is unavailable" in warnings[0], proc.stderr
 
 
 def test_stage_runs_with_tracking_off(tmp_path):

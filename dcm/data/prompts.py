@@ -1,17 +1,20 @@
 """The prompt split the dataset stage writes: procedural factors (tiny backbone) or plain prompt text read
-from `data.prompt_file` (real backbones)."""
+from `data.prompt_file` (real backbones): one prompt per line, or a JSON/YAML list for prompts no line can hold."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from dcm.data.procedural import Factors
 from dcm.errors import DCMError
 from dcm.io import read_json
 
 PROMPTS_FILE = "prompts.json"
+LIST_SUFFIXES = (".json", ".yaml", ".yml")  # prompt files read as a list of strings, not as lines
 
 
 def load_split(dataset_dir: str | Path, split: str) -> list[Factors]:
@@ -25,15 +28,63 @@ def load_captions(dataset_dir: str | Path, split: str) -> list[str]:
 
 
 def read_prompt_file(path: str | Path) -> list[str]:
-    """Prompts of a text file, one per line; blank lines and lines starting with '#' are skipped."""
+    """Prompts of `data.prompt_file`: a JSON or YAML list of strings (.json, .yaml, .yml: any prompt, kept
+    exactly), or a text file with one prompt per line, blank lines and lines starting with '#' skipped.
+    A text line that reading would change (leading or trailing whitespace, a line separator inside it), a
+    repeated prompt or a file that is not UTF-8 is refused, naming the file and the line or item."""
     path = Path(path)
+    key = f"data.prompt_file={str(path)!r}"
     if not path.is_file():
-        raise DCMError(f"data.prompt_file={str(path)!r} does not exist")
-    prompts = [line.strip() for line in path.read_text().splitlines()]
-    prompts = [p for p in prompts if p and not p.startswith("#")]
-    if not prompts:
-        raise DCMError(f"data.prompt_file={str(path)!r} holds no prompts")
-    return prompts
+        raise DCMError(f"{key} does not exist")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise DCMError(f"{key}: line {line} is not UTF-8 (byte {raw[err.start]:#04x})") from err
+    suffix = path.suffix.lower()
+    located = _prompt_lines(text, key) if suffix not in LIST_SUFFIXES else _prompt_list(text, key, suffix == ".json")
+    if not located:
+        raise DCMError(f"{key} holds no prompts")
+    first: dict[str, str] = {}
+    for where, prompt in located:
+        if prompt in first:
+            raise DCMError(f"{key}: {where} repeats the prompt of {first[prompt]}: {prompt!r}")
+        first[prompt] = where
+    return [prompt for _, prompt in located]
+
+
+def _prompt_lines(text: str, key: str) -> list[tuple[str, str]]:
+    located = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line[:-1] if line.endswith("\r") else line  # CRLF files
+        if not line.strip() or line.startswith("#"):
+            continue
+        if line != line.strip():
+            raise DCMError(f"{key}: line {number} has leading or trailing whitespace, which one-per-line reading "
+                           f"would strip: {line!r}; give such prompts as a JSON or YAML list")
+        if len(line.splitlines()) > 1:
+            raise DCMError(f"{key}: line {number} contains a line separator, so it is not one prompt per line: "
+                           f"{line!r}; give such prompts as a JSON or YAML list")
+        located.append((f"line {number}", line))
+    return located
+
+
+def _prompt_list(text: str, key: str, is_json: bool) -> list[tuple[str, str]]:
+    try:
+        prompts = json.loads(text) if is_json else yaml.safe_load(text)
+    except json.JSONDecodeError as err:
+        raise DCMError(f"{key}: invalid JSON at line {err.lineno}: {err.msg}") from err
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "the start"
+        raise DCMError(f"{key}: invalid YAML at {where}: {getattr(err, 'problem', None) or err}") from err
+    if not isinstance(prompts, list):
+        raise DCMError(f"{key}: a .json/.yaml prompt file must hold a list of strings, not {type(prompts).__name__}")
+    for number, prompt in enumerate(prompts, start=1):
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise DCMError(f"{key}: item {number} must be a non-empty string, not {prompt!r}")
+    return [(f"item {number}", prompt) for number, prompt in enumerate(prompts, start=1)]
 
 
 def split_prompts(prompts: list[str], holdout: int, seed: int) -> tuple[list[str], list[str]]:

@@ -126,29 +126,32 @@ def sampling(cfg: dict, batch: int, warmup: int, repeats: int) -> dict:
     }
 
 
-def _timed(command: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MB) of one subprocess, which must succeed."""
+def _timed(command: list[str], scratch: Path) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of one subprocess, which must succeed. The peak comes from GNU time
+    (/usr/bin/time): a child forked from this large process would report this process's RSS as its own."""
+    report = scratch / "time.txt"
     start = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    stderr = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(report), *command], cwd=REPO,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"error: {' '.join(command)} failed:\n{stderr[-3000:]}")
-    return wall, usage.ru_maxrss / 1024
+    if proc.returncode != 0:
+        raise SystemExit(f"error: {' '.join(command)} failed:\n{proc.stderr[-3000:]}")
+    return wall, int(report.read_text().split()[-1]) / 1024
 
 
 def stages(results: Path, step_counts: tuple[int, int]) -> dict:
     """Smoke-config stages as subprocesses: wall, peak memory, and steps/s and start-up of the training ones."""
     base = [sys.executable, "-m", "dcm"]
     common = ["--config", str(SMOKE), "--set", f"results_dir={results}", "--set", "tracking.enabled=false"]
+    results.mkdir(parents=True, exist_ok=True)
     report = {}
     for stage in ("dataset", "teacher", "trajectories", *TRAINING_STAGES[1:]):
         if stage not in TRAINING_STAGES:
-            wall, rss = _timed(base + [stage] + common)
+            wall, rss = _timed(base + [stage] + common, results)
             report[stage] = {"wall_s": wall, "peak_rss_mb": rss}
             continue
-        runs = [_timed(base + [stage] + common + ["--set", f"{stage}.steps={n}"]) for n in step_counts]
+        runs = [_timed(base + [stage] + common + ["--set", f"{stage}.steps={n}", "--set", f"{stage}.checkpoint_every={n}"],
+                       results) for n in step_counts]
         (t1, _), (t2, rss) = runs
         rate = (step_counts[1] - step_counts[0]) / (t2 - t1)
         report[stage] = {"steps_per_s": rate, "startup_s": t1 - step_counts[0] / rate, "wall_s": t2,
@@ -270,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, ratio in result["sampling"][0]["sampler_overhead"].items():
             method, steps = name.rsplit("-", 1)
             result["sampler_overhead"].setdefault(method, {})[steps] = ratio
-        result["stages"] = stages(Path(tmp) / "smoke", (2, 6) if args.quick else (4, 16))
+        result["stages"] = stages(Path(tmp) / "smoke", (2, 40) if args.quick else (2, 200))
         result["cache"] = cache_rates(Path(tmp) / "smoke")
         result["detail_parameters"] = detail_parameters(cfg)
     result["noop"] = None if args.quick else noop(repeats=5)

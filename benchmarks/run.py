@@ -31,12 +31,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 import torch  # noqa: E402
 
+from dcm import layout, methods  # noqa: E402
+from dcm.backbones import load_teacher, teacher_network_dir  # noqa: E402
 from dcm.config import load_config  # noqa: E402
 from dcm.eval.latency import device_name, interleaved_latency  # noqa: E402
 from dcm.experts import attach_detail_expert, detail_state_dict  # noqa: E402
 from dcm.io import load_tensors, save_tensors, write_json  # noqa: E402
+from dcm.method_samplers import SamplerRequest, build_sampler, detail_expert  # noqa: E402
 from dcm.sampling import seeded_noise  # noqa: E402
-from dcm.stages.common import load_teacher, stage_dir, teacher_network_dir  # noqa: E402
+from dcm.schedule import PhaseSchedule  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG, SMOKE = REPO / "config/config.yaml", REPO / "config/smoke.yaml"
@@ -49,39 +52,39 @@ def random_run(cfg: dict) -> None:
     """The networks of every Table 1 method with random weights, saved where the stages save trained ones."""
     from dcm.backbones.tiny import TinyBackbone
     from dcm.data.procedural import vocabulary
-    from dcm.stages.dete import DETAIL_CONFIG, DETAIL_WEIGHTS
-    from dcm.stages.distill import seme_dir, variant_flags
     from dcm.stages.teacher import MAX_WORDS
 
     backbone = TinyBackbone.from_config(cfg["backbone"], vocabulary(), MAX_WORDS)
-    seme = seme_dir(cfg, variant_flags(cfg, "dcm")) / "network"
-    for directory in (teacher_network_dir(cfg), stage_dir(cfg, "lcm", "network"), stage_dir(cfg, "pcm", "network"),
-                      seme):
-        backbone.save_network(backbone.new_network(cfg["backbone"]["model"]), directory)
+    new = lambda: backbone.new_network(cfg["backbone"]["model"])  # noqa: E731
+    backbone.save_network(new(), teacher_network_dir(cfg))
+    run, point = layout.run_dir(cfg), layout.own_point(cfg)
+    for name in ("lcm", "pcm"):
+        (directory,) = methods.networks(cfg, methods.method(cfg, name), run, point)
+        backbone.save_network(new(), directory / layout.NETWORK)
+    seme, dete = methods.networks(cfg, methods.method(cfg, cfg["tables"]["method"]), run, point)
+    backbone.save_network(new(), seme / layout.NETWORK)
     rank, alpha = cfg["dete"]["lora_rank"], cfg["dete"]["lora_alpha"]
-    expert = attach_detail_expert(backbone.load_network(seme), backbone, rank, alpha)
-    dete = stage_dir(cfg, "dete", "dcm")
+    expert = attach_detail_expert(backbone.load_network(seme / layout.NETWORK), backbone, rank, alpha)
     dete.mkdir(parents=True)
-    save_tensors(dete / DETAIL_WEIGHTS, {k: v + 0.01 * torch.randn_like(v) for k, v in detail_state_dict(expert).items()})
-    write_json(dete / DETAIL_CONFIG, {"lora_rank": rank, "lora_alpha": alpha, "seme": str(seme.parent)})
+    save_tensors(dete / layout.DETAIL_WEIGHTS,
+                 {k: v + 0.01 * torch.randn_like(v) for k, v in detail_state_dict(expert).items()})
+    write_json(dete / layout.DETAIL_CONFIG, {"lora_rank": rank, "lora_alpha": alpha, "seme": str(seme)})
 
 
-def bare_calls(cfg: dict, method: str, backbone, teacher, schedule: list[int], x, cond):
-    """The network calls `method`'s sampler makes, made directly: one predict per step on the same network,
+def bare_calls(request: SamplerRequest, x, cond):
+    """The network calls the request's sampler makes, made directly: one predict per step on the same network,
     the detail expert entered once for its whole phase (what a sampler cannot do better than)."""
-    from dcm.stages.distill import seme_dir, variant_flags
-    from dcm.stages.sample import _detail_expert
-    from dcm.stages.common import grid
-
-    sigmas = grid(cfg).to(x.dtype)
-    steps = [sigmas[i].expand(x.shape[0]) for i in schedule[:-1]]
-    if method in ("teacher", "lcm", "pcm"):
-        net = teacher if method == "teacher" else backbone.load_network(stage_dir(cfg, method, "network")).eval()
+    backbone, sigmas = request.backbone, request.phases.sigmas.to(x.dtype)
+    steps = [sigmas[i].expand(x.shape[0]) for i in request.schedule[:-1]]
+    if request.method.name == "teacher":
+        return lambda: [backbone.predict(request.teacher, x, s, cond) for s in steps]
+    if request.method.variant is None:
+        net = request.load(request.networks()[0])
         return lambda: [backbone.predict(net, x, s, cond) for s in steps]
-    flags = variant_flags(cfg, method)
-    semantic = backbone.load_network(seme_dir(cfg, flags) / "network").eval().requires_grad_(False)
-    detail = _detail_expert(cfg, backbone, method, flags, semantic)
-    kappa = float(sigmas[cfg["schedule"]["kappa"]])
+    seme, dete = request.networks()
+    semantic = request.load(seme)
+    detail = detail_expert(request, dete, semantic)
+    kappa = request.phases.sigma_kappa
     high, low = [s for s in steps if s[0] > kappa], [s for s in steps if s[0] <= kappa]
 
     def calls():
@@ -94,22 +97,22 @@ def bare_calls(cfg: dict, method: str, backbone, teacher, schedule: list[int], x
 
 def sampling(cfg: dict, batch: int, warmup: int, repeats: int) -> dict:
     """Interleaved timing of every sampler and of its bare network calls at `batch` videos per call."""
-    from dcm.stages.sample import method_sampler
-
     backbone, teacher = load_teacher(cfg)
-    noise = seeded_noise(backbone.latent_shape, list(range(batch)))
-    cond = backbone.encode_prompts([PROMPT] * batch)
+    seeds = list(range(batch))
+    noise, cond = seeded_noise(backbone.latent_shape, seeds), backbone.encode_prompts([PROMPT] * batch)
     teacher_steps = cfg["sampling"]["teacher_steps"]
     calls, schedules = {}, {}
     for method, steps in [("teacher", teacher_steps)] + [(m, k) for k in STEPS for m in METHODS]:
         mcfg = copy.deepcopy(cfg)
         if method == "pcm" and steps % mcfg["pcm"]["phases"]:
             mcfg["pcm"]["phases"] = steps  # PCM trained for k phases samples in k steps
-        sampler, schedule = method_sampler(mcfg, method, steps, backbone, teacher)
-        name = f"{method}-{steps}"
-        calls[name] = lambda sampler=sampler: sampler(noise, cond)
-        calls[f"bare:{name}"] = bare_calls(mcfg, method, backbone, teacher, schedule, noise, cond)
-        schedules[name] = schedule
+        request = SamplerRequest(mcfg, methods.check_request(mcfg, method, steps), steps,
+                                 PhaseSchedule.from_config(mcfg), backbone, teacher, layout.run_dir(mcfg),
+                                 layout.own_point(mcfg))
+        sampler, name = build_sampler(request), layout.sample_set(method, steps)
+        calls[name] = lambda sampler=sampler: sampler(noise, cond, seeds)
+        calls[f"bare:{name}"] = bare_calls(request, noise, cond)
+        schedules[name] = request.schedule
     with torch.no_grad():
         timing = interleaved_latency(calls, warmup, repeats)
     median = {name: t["median_s"] for name, t in timing.items()}
@@ -161,10 +164,10 @@ def stages(results: Path, step_counts: tuple[int, int]) -> dict:
 
 def cache_rates(results: Path) -> dict:
     """MB/s of reading (checksums verified) and writing the smoke run's trajectory cache."""
-    from dcm.stages.distill import load_cache
+    from dcm.distillation import load_cache
 
     cfg = load_config(SMOKE, [f"results_dir={results}"])
-    directory = stage_dir(cfg, "trajectories")
+    directory = layout.run_dir(cfg) / "trajectories"
     size_mb = sum(p.stat().st_size for p in directory.glob("*.safetensors")) / 1e6
     start = time.perf_counter()
     load_cache(cfg)

@@ -8,7 +8,7 @@ import pytest
 from dcm.config import load_config
 from dcm.eval.latency import interleaved_latency
 from dcm.io import read_json
-from dcm.naming import table1_sets
+from dcm.methods import table1_sets
 from dcm.stages import latency
 from tests.helpers import SMOKE
 

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import logging
 
+from dcm import layout, methods
+from dcm.backbones import load_teacher
 from dcm.eval.latency import interleaved_latency
 from dcm.io import write_json
-from dcm.naming import table1_sets
+from dcm.method_samplers import SamplerRequest, build_sampler
+from dcm.outputs import stage_output
 from dcm.sampling import seeded_noise
-from dcm.stages.common import load_teacher, stage_dir, stage_output
-from dcm.stages.sample import method_sampler, sample_seeds, sampling_prompts
+from dcm.schedule import PhaseSchedule
+from dcm.stages.sample import sample_seeds, sampling_prompts
 
 log = logging.getLogger("dcm")
 
@@ -33,19 +36,21 @@ def above_step_limit(speedup: dict[str, float], reference: str) -> list[str]:
 def run(cfg: dict) -> None:
     backbone, teacher = load_teacher(cfg)
     prompts, cond = sampling_prompts(cfg, backbone)
-    noise, one_cond = seeded_noise(backbone.latent_shape, sample_seeds(cfg, len(prompts))[0][:1]), cond[:1]
-    sets = table1_sets(cfg)
-    calls = {}
+    seeds = sample_seeds(cfg, len(prompts))[0][:1]
+    noise, one_cond = seeded_noise(backbone.latent_shape, seeds), cond[:1]
+    sets = methods.table1_sets(cfg)
+    phases, calls = PhaseSchedule.from_config(cfg), {}
     for name in sets:
-        method, steps = name.rsplit("-", 1)
-        sampler, _ = method_sampler(cfg, method, int(steps), backbone, teacher)
-        calls[name] = lambda sampler=sampler: backbone.decode(sampler(noise, one_cond))
+        method, steps = layout.parse_sample_set(name)
+        sampler = build_sampler(SamplerRequest(cfg, methods.check_request(cfg, method, steps), steps, phases, backbone,
+                                               teacher, layout.run_dir(cfg), layout.own_point(cfg)))
+        calls[name] = lambda sampler=sampler: backbone.decode(sampler(noise, one_cond, seeds))
     timing = cfg["sampling"]["latency"]
     per_set = interleaved_latency(calls, timing["warmup"], timing["repeats"])
     speedup = speedups(per_set, sets[0])
     faults = above_step_limit(speedup, sets[0])
     if faults:
         log.warning("speed-up above the step-count limit (a timing fault): %s", faults)
-    with stage_output(stage_dir(cfg, "latency"), cfg) as work:
+    with stage_output(layout.run_dir(cfg) / "latency", cfg) as work:
         write_json(work / LATENCY_FILE, {"reference": sets[0], "batch_size": 1, "per_video": per_set,
                                          "speedup": speedup, "above_step_limit": faults})

@@ -77,7 +77,8 @@ def bare_calls(request: SamplerRequest, x, cond):
     backbone, sigmas = request.backbone, request.phases.sigmas.to(x.dtype)
     steps = [sigmas[i].expand(x.shape[0]) for i in request.schedule[:-1]]
     if request.method.name == "teacher":
-        return lambda: [backbone.predict(request.teacher, x, s, cond) for s in steps]
+        net = request.teacher()
+        return lambda: [backbone.predict(net, x, s, cond) for s in steps]
     if request.method.variant is None:
         net = request.load(request.networks()[0])
         return lambda: [backbone.predict(net, x, s, cond) for s in steps]
@@ -97,7 +98,7 @@ def bare_calls(request: SamplerRequest, x, cond):
 
 def sampling(cfg: dict, batch: int, warmup: int, repeats: int) -> dict:
     """Interleaved timing of every sampler and of its bare network calls at `batch` videos per call."""
-    backbone, teacher = load_teacher(cfg)
+    backbone, _ = load_teacher(cfg)
     seeds = list(range(batch))
     noise, cond = seeded_noise(backbone.latent_shape, seeds), backbone.encode_prompts([PROMPT] * batch)
     teacher_steps = cfg["sampling"]["teacher_steps"]
@@ -107,7 +108,7 @@ def sampling(cfg: dict, batch: int, warmup: int, repeats: int) -> dict:
         if method == "pcm" and steps % mcfg["pcm"]["phases"]:
             mcfg["pcm"]["phases"] = steps  # PCM trained for k phases samples in k steps
         request = SamplerRequest(mcfg, methods.check_request(mcfg, method, steps), steps,
-                                 PhaseSchedule.from_config(mcfg), backbone, teacher, layout.run_dir(mcfg),
+                                 PhaseSchedule.from_config(mcfg), backbone, layout.run_dir(mcfg),
                                  layout.own_point(mcfg))
         sampler, name = build_sampler(request), layout.sample_set(method, steps)
         calls[name] = lambda sampler=sampler: sampler(noise, cond, seeds)

@@ -4,10 +4,11 @@ over the full-step teacher are comparable and bounded by the step-count ratio.""
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from dcm import layout, methods
-from dcm.backbones import load_teacher
+from dcm.backbones import load_backbone, load_teacher, teacher_network_dir
 from dcm.eval.latency import interleaved_latency
 from dcm.io import write_json
 from dcm.method_samplers import SamplerRequest, build_sampler
@@ -34,16 +35,19 @@ def above_step_limit(speedup: dict[str, float], reference: str) -> list[str]:
 
 
 def run(cfg: dict) -> None:
-    backbone, teacher = load_teacher(cfg)
+    backbone = load_backbone(cfg, layout.require(teacher_network_dir(cfg), "teacher"))
     prompts, cond = sampling_prompts(cfg, backbone)
     seeds = sample_seeds(cfg, len(prompts))[0][:1]
     noise, one_cond = seeded_noise(backbone.latent_shape, seeds), cond[:1]
     sets = methods.table1_sets(cfg)
     phases, calls = PhaseSchedule.from_config(cfg), {}
+    teacher = functools.cache(lambda: load_teacher(cfg)[1])  # one copy, shared by every teacher set
     for name in sets:
         method, steps = layout.parse_sample_set(name)
-        sampler = build_sampler(SamplerRequest(cfg, methods.check_request(cfg, method, steps), steps, phases, backbone,
-                                               teacher, layout.run_dir(cfg), layout.own_point(cfg)))
+        request = SamplerRequest(cfg, methods.check_request(cfg, method, steps), steps, phases, backbone,
+                                 layout.run_dir(cfg), layout.own_point(cfg))
+        request.teacher = teacher
+        sampler = build_sampler(request)
         calls[name] = lambda sampler=sampler: backbone.decode(sampler(noise, one_cond, seeds))
     timing = cfg["sampling"]["latency"]
     per_set = interleaved_latency(calls, timing["warmup"], timing["repeats"])

@@ -7,6 +7,7 @@ PCM (k uniform phases)."""
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import torch
@@ -47,7 +48,7 @@ class Adversarial:
     fm_weight: float
 
     def __post_init__(self):
-        self._last = None
+        self._pending = deque()  # (fake, real, sigma, cond) of each generator micro-batch, for its D step
 
     def _renoise(self, pred, tgt, generator):
         lo, hi = self.noise_index_range
@@ -61,18 +62,24 @@ class Adversarial:
         fake_features = self.backbone.features(self.teacher, fake, sigma, cond, self.feature_stride)
         with torch.no_grad():
             real_features = self.backbone.features(self.teacher, real, sigma, cond, self.feature_stride)
-        adv = hinge_generator(self.discriminator(fake_features))
-        fm = feature_matching(fake_features, real_features)
-        self._last = (fake.detach(), real, sigma, cond)
+        adv = hinge_generator(self._logits(fake_features))
+        fm = feature_matching([f.float() for f in fake_features], [f.float() for f in real_features])
+        if torch.is_grad_enabled():  # a training step: its discriminator step follows
+            self._pending.append((fake.detach(), real, sigma, cond))
         return self.gan_weight * adv + self.fm_weight * fm, {"g_adv": adv, "fm": fm}
 
+    def _logits(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Discriminator logits in float32, the heads run under the backbone's autocast like the teacher."""
+        with self.backbone.autocast(features[0].device):
+            return [logits.float() for logits in self.discriminator(features)]
+
     def discriminator_loss(self) -> torch.Tensor:
-        """L_D of Eq. 10 (hinge) on the samples of the last generator step."""
-        fake, real, sigma, cond = self._last
+        """L_D of Eq. 10 (hinge) on the samples of the oldest generator micro-batch not yet used."""
+        fake, real, sigma, cond = self._pending.popleft()
         with torch.no_grad():
             fake_features = self.backbone.features(self.teacher, fake, sigma, cond, self.feature_stride)
             real_features = self.backbone.features(self.teacher, real, sigma, cond, self.feature_stride)
-        return hinge_discriminator(self.discriminator(real_features), self.discriminator(fake_features))
+        return hinge_discriminator(self._logits(real_features), self._logits(fake_features))
 
 
 @dataclass

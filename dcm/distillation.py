@@ -16,7 +16,7 @@ from dcm.experts import Expert
 from dcm.noise_probe import PROBE_FILE, training_probe
 from dcm.schedule import PhaseSchedule
 from dcm.training import Discriminator as DiscriminatorStep
-from dcm.training import TrainLoop, adamw, make_ema
+from dcm.training import TrainLoop, adamw, make_ema, scale_options
 from dcm.trajectories import PairSampler, TrajectoryCache, trajectory_hash
 
 
@@ -51,7 +51,8 @@ def train_consistency(cfg: dict, section: str, backbone: Backbone, student: Expe
         objective=objective,
         sample_batch=PairSampler(cache, index_range[0], index_range[1], scfg["batch_size"]),
         out_dir=work, steps=scfg["steps"], seed=cfg["seed"], checkpoint_every=scfg["checkpoint_every"],
-        grad_clip=dcfg["grad_clip"], ema=ema, discriminator=discriminator, description=section, on_step=on_step)
+        grad_clip=dcfg["grad_clip"], ema=ema, discriminator=discriminator, description=section, on_step=on_step,
+        frozen=(adversarial.teacher,) if adversarial is not None else (), **scale_options(cfg, backbone.compute_dtype))
     return loop.run()
 
 

@@ -97,8 +97,8 @@ class Expert(nn.Module):
         self.net = net
         self.detail = detail
 
-    def velocity(self, backbone: Backbone, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """Flow velocity of this expert."""
+    def forward(self, backbone: Backbone, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Flow velocity of this expert (call the module, so that sharding and replication hooks run)."""
         if self.detail is None:
             return backbone.predict(self.net, x, sigma, cond)
         with self.detail.active(self.net):
@@ -106,7 +106,7 @@ class Expert(nn.Module):
 
     def denoiser(self, backbone: Backbone) -> Denoiser:
         """This expert as a plain (x, sigma, cond) -> velocity function."""
-        return lambda x, sigma, cond: self.velocity(backbone, x, sigma, cond)
+        return lambda x, sigma, cond: self(backbone, x, sigma, cond)
 
 
 def attach_detail_expert(net: nn.Module, backbone: Backbone, rank: int, alpha: float) -> Expert:

@@ -132,7 +132,7 @@ def test_adapter_shapes_layers_expert_and_round_trip(pipeline, tmp_path):
     with torch.no_grad():
         for p in expert.detail.parameters():
             p.add_(0.1)
-    after = expert.velocity(backbone, x, torch.tensor([0.2, 0.2]), cond)
+    after = expert(backbone, x, torch.tensor([0.2, 0.2]), cond)
     assert not torch.allclose(before, after)  # the copied timestep layers are what the detail expert runs
     assert torch.allclose(backbone.predict(net, x, torch.tensor([0.2, 0.2]), cond), before)  # SemE untouched
 
@@ -178,6 +178,7 @@ def test_cogvideox_conversion_in_closed_form():
     alphas_cumprod = CogVideoXDDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
                                             rescale_betas_zero_snr=True, snr_shift_scale=3.0).alphas_cumprod
     backbone.alphas_cumprod = alphas_cumprod
+    backbone.compute_dtype = torch.float64  # the fake model computes in float64
     times = torch.tensor([100, 600])
     a_true, b_true = alphas_cumprod[times].sqrt(), (1 - alphas_cumprod[times]).sqrt()
     sigma = b_true / (a_true + b_true)  # sigma / (1 - sigma) = b / a

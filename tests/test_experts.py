@@ -23,12 +23,12 @@ def test_detail_expert_starts_equal_to_semantic_and_leaves_it_untouched(backbone
     before = backbone.predict(net, x, sigma, cond).detach()
     detail = attach_detail_expert(net, backbone, rank=2, alpha=4)
     semantic = Expert(net)
-    assert torch.allclose(detail.velocity(backbone, x, sigma, cond), before, atol=1e-6)  # LoRA B starts at 0
+    assert torch.allclose(detail(backbone, x, sigma, cond), before, atol=1e-6)  # LoRA B starts at 0
     opt = torch.optim.SGD([p for p in detail.parameters() if p.requires_grad], lr=1.0)
-    detail.velocity(backbone, x, sigma, cond).pow(2).mean().backward()
+    detail(backbone, x, sigma, cond).pow(2).mean().backward()
     opt.step()
-    assert not torch.allclose(detail.velocity(backbone, x, sigma, cond), before, atol=1e-4)
-    assert torch.equal(semantic.velocity(backbone, x, sigma, cond), before)
+    assert not torch.allclose(detail(backbone, x, sigma, cond), before, atol=1e-4)
+    assert torch.equal(semantic(backbone, x, sigma, cond), before)
 
 
 def test_only_lora_and_new_timestep_layers_receive_gradients(backbone, net, cond):

@@ -12,7 +12,21 @@ import torch.utils.checkpoint
 from torch import nn
 
 from dcm import distributed
+from dcm.errors import DCMError
 
+#: names of `backbone.dtype` / `backbone.compute_dtype`
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def compute_dtype(backbone_cfg: dict) -> torch.dtype:
+    """The dtype the forward runs in (`backbone.compute_dtype`, default `backbone.dtype`); float32 compute
+    needs float32 storage, since frozen modules are not upcast."""
+    storage = backbone_cfg.get("dtype", "float32")
+    name = backbone_cfg.get("compute_dtype") or storage
+    if name == "float32" and storage != "float32":
+        raise DCMError(f"backbone.compute_dtype=float32 with backbone.dtype={storage}: frozen {storage} modules "
+                       "cannot run in float32; use compute_dtype bfloat16 or dtype float32")
+    return DTYPES[name]
 
 def resolve_device(name: str) -> torch.device:
     """The torch device `backbone.device` names; `auto` is cuda when available, else cpu. Under torchrun
@@ -61,15 +75,30 @@ class Backbone(ABC):
     attention_linear_names: tuple[str, ...] = ()
     #: attribute of the network holding its list of transformer blocks
     blocks_attribute: str = "blocks"
+    #: dtype of the forward (autocast below float32); trainable weights stay float32 masters
+    compute_dtype: torch.dtype = torch.float32
 
     @property
     @abstractmethod
     def latent_shape(self) -> tuple[int, int, int, int]:
         """(channels, frames, height, width) of one latent video."""
 
-    @abstractmethod
     def predict(self, net: nn.Module, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """Flow velocity v = dx/dsigma of `net` at noisy latents x (B, C, T, H, W) and levels sigma (B,)."""
+        """Flow velocity v = dx/dsigma of `net` at noisy latents x (B, C, T, H, W) and levels sigma (B,), in x's
+        dtype, computed under the backbone's autocast."""
+        with self.autocast(_device_of(net)):
+            return self.network_velocity(net, x, sigma, cond).to(x.dtype)
+
+    @abstractmethod
+    def network_velocity(self, net: nn.Module, x: torch.Tensor, sigma: torch.Tensor,
+                         cond: torch.Tensor) -> torch.Tensor:
+        """What `predict` returns, in any dtype; inputs go through `net_inputs`."""
+
+    def autocast(self, device: torch.device):
+        """torch.autocast to the compute dtype on `device` (nothing to do for float32 compute)."""
+        if self.compute_dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=self.compute_dtype)
 
     @abstractmethod
     def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
@@ -84,9 +113,10 @@ class Backbone(ABC):
         """A network saved with `save_network` (or a diffusers checkpoint directory)."""
 
     def net_inputs(self, net: nn.Module, x: torch.Tensor, *tensors: torch.Tensor) -> list[torch.Tensor]:
-        """`x` and `tensors` on the network's device, floats in its dtype."""
-        param = next(net.parameters())
-        return [t.to(param.device, param.dtype if t.is_floating_point() else t.dtype) for t in (x, *tensors)]
+        """`x` and `tensors` on the network's device, floats in the compute dtype (not some parameter's dtype:
+        diffusers keeps e.g. Wan's scale_shift_table in float32 inside a bfloat16 model)."""
+        device = _device_of(net)
+        return [t.to(device, self.compute_dtype if t.is_floating_point() else t.dtype) for t in (x, *tensors)]
 
     def save_network(self, net: nn.Module, directory: str | Path) -> None:
         """Write `net` with diffusers' save_pretrained (safetensors)."""
@@ -105,3 +135,8 @@ class Backbone(ABC):
             for hook in hooks:
                 hook.remove()
         return captured
+
+
+def _device_of(net: nn.Module) -> torch.device:
+    """The device `net` computes on (a sharded parameter's local device)."""
+    return next(net.parameters()).device

@@ -73,7 +73,7 @@ class CogVideoXBackbone(DiffusersBackbone):
                                 truncation=True, add_special_tokens=True, return_tensors="pt")
         return self.text_encoder(tokens.input_ids.to(self.device))[0].float().cpu()
 
-    def predict(self, net, x, sigma, cond):
+    def network_velocity(self, net, x, sigma, cond):
         if net.config.use_rotary_positional_embeddings:
             raise DCMError("this CogVideoX transformer uses rotary embeddings (CogVideoX-5B / 1.5); the adapter "
                            "supports CogVideoX-2B only")

@@ -12,13 +12,12 @@ from pathlib import Path
 
 import torch
 
-from dcm.backbones.base import Backbone, configure_checkpointing, resolve_device
+from dcm.backbones.base import DTYPES, Backbone, compute_dtype, configure_checkpointing, resolve_device
 from dcm.errors import DCMError
 from dcm.io import read_json, write_json
 from dcm.video import from_uint8_video, to_uint8_video
 
 POINTER_FILE = "pretrained.json"
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def pipeline_fingerprint(pretrained: str | Path) -> str:
@@ -74,7 +73,8 @@ class DiffusersBackbone(Backbone):
 
     def __init__(self, backbone_cfg: dict):
         self.pretrained = check_pipeline_directory(backbone_cfg["pretrained"])
-        self.dtype = DTYPES[backbone_cfg.get("dtype", "float32")]
+        self.dtype = DTYPES[backbone_cfg.get("dtype", "float32")]  # storage of the loaded (frozen) modules
+        self.compute_dtype = compute_dtype(backbone_cfg)
         self.device = resolve_device(backbone_cfg.get("device", "auto"))
         self.max_sequence_length = backbone_cfg.get("max_sequence_length") or self.default_max_sequence_length
         self.gradient_checkpointing = backbone_cfg.get("gradient_checkpointing", False)

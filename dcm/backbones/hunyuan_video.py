@@ -62,7 +62,7 @@ class HunyuanVideoBackbone(DiffusersBackbone):
                                                            device=self.device)
         return pack_condition(embeds.float(), mask, pooled.float()).cpu()
 
-    def predict(self, net, x, sigma, cond):
+    def network_velocity(self, net, x, sigma, cond):
         embeds, mask, pooled = unpack_condition(cond, net.config.pooled_projection_dim)
         b = x.shape[0]
         hidden, timestep, guidance, embeds, pooled, mask = self.net_inputs(

@@ -15,7 +15,7 @@ import torch
 from diffusers import WanTransformer3DModel
 from torch import nn
 
-from dcm.backbones.base import Backbone, configure_checkpointing, resolve_device
+from dcm.backbones.base import Backbone, compute_dtype, configure_checkpointing, resolve_device
 from dcm.errors import DCMError
 from dcm.io import read_json, write_json
 from dcm.video import to_uint8_video
@@ -54,17 +54,18 @@ class TinyBackbone(Backbone):
     attention_linear_names = ("to_q", "to_k", "to_v", "to_out.0")
 
     def __init__(self, shape: tuple[int, int, int, int], encoder: OneHotWordEncoder, device: torch.device,
-                 gradient_checkpointing: bool = False):
+                 gradient_checkpointing: bool = False, dtype: torch.dtype = torch.float32):
         self._shape = shape
         self.encoder = encoder
         self.device = device
         self.gradient_checkpointing = gradient_checkpointing
+        self.compute_dtype = dtype
 
     @classmethod
     def from_config(cls, backbone_cfg: dict, words: list[str], max_words: int) -> "TinyBackbone":
         shape = (3, backbone_cfg["frames"], backbone_cfg["height"], backbone_cfg["width"])
         return cls(shape, OneHotWordEncoder(words, max_words), resolve_device(backbone_cfg.get("device", "auto")),
-                   backbone_cfg.get("gradient_checkpointing", False))
+                   backbone_cfg.get("gradient_checkpointing", False), compute_dtype(backbone_cfg))
 
     @classmethod
     def from_directory(cls, backbone_cfg: dict, directory: str | Path) -> "TinyBackbone":
@@ -93,7 +94,7 @@ class TinyBackbone(Backbone):
         words = cond.to(x.dtype).sum(1)[:, :, None, None, None].expand(b, cond.shape[-1], t, h, w)
         return torch.cat([coords, words], 1)
 
-    def predict(self, net, x, sigma, cond):
+    def network_velocity(self, net, x, sigma, cond):
         hidden, timestep, words = self.net_inputs(net, x, (sigma * 1000).expand(x.shape[0]), cond)
         inputs = torch.cat([hidden, self.condition_channels(hidden, words)], 1)
         return net(hidden_states=inputs, timestep=timestep, encoder_hidden_states=words, return_dict=False)[0].to(x)

@@ -47,7 +47,7 @@ class WanBackbone(DiffusersBackbone):
                                                 max_sequence_length=self.max_sequence_length, device=self.device)
         return embeds.float().cpu()
 
-    def predict(self, net, x, sigma, cond):
+    def network_velocity(self, net, x, sigma, cond):
         hidden, timestep, text = self.net_inputs(net, x, (sigma * 1000).expand(x.shape[0]), cond)
         out = net(hidden_states=hidden, timestep=timestep, encoder_hidden_states=text, return_dict=False)[0]
         return out.to(x)

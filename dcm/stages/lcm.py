@@ -8,7 +8,7 @@ from dcm.baselines.lcm import LCMFunction, LCMObjective
 from dcm.distillation import fresh_student, load_cache
 from dcm.outputs import stage_output
 from dcm.schedule import PhaseSchedule
-from dcm.training import TrainLoop, adamw, make_ema
+from dcm.training import TrainLoop, adamw, make_ema, scale_options
 from dcm.trajectories import PairSampler
 
 
@@ -29,6 +29,6 @@ def run(cfg: dict) -> None:
                                    dcfg["huber_c"]),
             sample_batch=PairSampler(load_cache(cfg), 0, phases.num_steps, lcfg["batch_size"]),
             out_dir=work, steps=lcfg["steps"], seed=cfg["seed"], checkpoint_every=lcfg["checkpoint_every"],
-            grad_clip=dcfg["grad_clip"], ema=ema, description="lcm",
+            grad_clip=dcfg["grad_clip"], ema=ema, description="lcm", **scale_options(cfg, backbone.compute_dtype),
         ).run()
         backbone.save_network(student.net, work / layout.NETWORK)

@@ -23,7 +23,7 @@ from dcm.pretrain import ClipSampler, FlowMatching
 from dcm.sampling import euler_sample, seeded_noise
 from dcm.outputs import stage_output
 from dcm.schedule import PhaseSchedule
-from dcm.training import TrainLoop, adamw
+from dcm.training import TrainLoop, adamw, scale_options
 from dcm.video import save_filmstrip, save_gif
 
 MAX_WORDS = 5
@@ -49,7 +49,7 @@ def run(cfg: dict) -> None:
             sample_batch=ClipSampler(clips, backbone.encode_prompts([r["caption"] for r in records]),
                                      tcfg["batch_size"]),
             out_dir=work, steps=tcfg["steps"], seed=cfg["seed"], checkpoint_every=tcfg["checkpoint_every"],
-            grad_clip=cfg["distill"]["grad_clip"], description="teacher",
+            grad_clip=cfg["distill"]["grad_clip"], description="teacher", **scale_options(cfg, backbone.compute_dtype),
         ).run()
         net.eval()
         backbone.save_network(net, work / layout.NETWORK)

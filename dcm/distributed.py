@@ -62,10 +62,13 @@ def block_class_names(module) -> set[str]:
     return {name for m in module.modules() for name in (getattr(m, "_no_split_modules", None) or ())}
 
 
-def shard(module, strategy: str, compute_dtype, block_names: set[str]) -> None:
+def shard(module, strategy: str, compute_dtype, block_names: set[str], reshard_root: bool | None = None) -> None:
     """Shard `module` in place across the launch: FSDP2 (`fully_shard` per block in `block_names`, then the
     root; forward gathers in `compute_dtype`, gradients reduce in float32) or DDP (`replicate`: gradients
-    all-reduced in backward). In place, so every call of the module, closures included, goes through it."""
+    all-reduced in backward). In place, so every call of the module, closures included, goes through it.
+    `reshard_root` True frees the gathered root weights after each forward (a module only run without
+    gradients: no backward reshards them), False keeps them (a frozen module whose block outputs, not its
+    output, are backpropagated: the GAN's teacher features); None is FSDP2's choice for a trained module."""
     import torch
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
@@ -79,7 +82,7 @@ def shard(module, strategy: str, compute_dtype, block_names: set[str]) -> None:
     for sub in list(module.modules())[1:]:
         if type(sub).__name__ in block_names and not hasattr(sub, "unshard"):
             fully_shard(sub, mp_policy=policy)
-    fully_shard(module, mp_policy=policy)
+    fully_shard(module, mp_policy=policy, reshard_after_forward=reshard_root)
 
 
 def set_gradient_sync(modules, sync: bool) -> None:

@@ -108,9 +108,10 @@ class TrainLoop:
                 _shard_with_optimizer(module, optimizer, self.strategy, self.compute_dtype, blocks)
         if self.strategy == "fsdp2":  # the frozen copies are sharded too (DDP replicates them as they are)
             if self.ema is not None:
-                distributed.shard(self.ema.module, "fsdp2", self.compute_dtype, blocks)
+                distributed.shard(self.ema.module, "fsdp2", self.compute_dtype, blocks, reshard_root=True)
             for module in self.frozen:
-                distributed.shard(module, "fsdp2", self.compute_dtype, distributed.block_class_names(module))
+                distributed.shard(module, "fsdp2", self.compute_dtype, distributed.block_class_names(module),
+                                  reshard_root=False)
 
     def _check_strategy(self, world: int) -> None:
         if self.strategy not in distributed.STRATEGIES:
@@ -263,6 +264,8 @@ class TrainLoop:
                     raise Preempted(f"{self.description}: stopped by a signal after step {step + 1}; the checkpoint "
                                     "is saved, rerun the stage to resume")
         _check_finite(trainable, self.description, world, self.accelerator.device)
+        if world > 1:
+            _gather_on_main(self.student)
         if distributed.is_main():
             write_csv(self.out_dir / "metrics.csv", history)  # the same curves as a table, for `dvc plots`
         return history
@@ -295,6 +298,22 @@ def _shard_with_optimizer(module: nn.Module, optimizer, strategy: str, compute_d
     inner = getattr(optimizer, "optimizer", optimizer)
     for group in inner.param_groups:
         group["params"] = [swap[id(p)] for p in group["params"]]
+
+
+def _gather_on_main(module: nn.Module) -> None:
+    """Put the whole trained weights (float32 masters, on the CPU) into `module` on the main process, so the
+    stage saves them as one network; the other processes keep their shards."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    full = get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if not distributed.is_main():
+        return
+    params = dict(module.named_parameters())
+    for name, value in full.items():
+        if name in params:
+            owner, _, leaf = name.rpartition(".")
+            parent = module.get_submodule(owner)
+            parent._parameters[leaf] = nn.Parameter(value, requires_grad=params[name].requires_grad)
 
 
 def _accumulate(sums: dict, values: dict, weight: float) -> None:
@@ -349,8 +368,10 @@ def _read_metrics(path: Path, keep: int) -> list[dict]:
 
 
 def make_ema(student: nn.Module, decay: float) -> AveragedModel:
-    """An EMA copy of `student` (the target network F^- of Eq. 4) with the given decay."""
-    return AveragedModel(student, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    """An EMA copy of `student` (the target network F^- of Eq. 4) with the given decay. Parameters only: the
+    networks keep no running statistics (their buffers are constant rotary tables), and sharded parameters
+    cannot be averaged in one foreach call with unsharded buffers."""
+    return AveragedModel(student, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=False)
 
 
 def adamw(params, lr: float, weight_decay: float = 0.0, betas=(0.9, 0.999)) -> torch.optim.AdamW:

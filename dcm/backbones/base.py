@@ -119,8 +119,10 @@ class Backbone(ABC):
         return [t.to(device, self.compute_dtype if t.is_floating_point() else t.dtype) for t in (x, *tensors)]
 
     def save_network(self, net: nn.Module, directory: str | Path) -> None:
-        """Write `net` with diffusers' save_pretrained (safetensors)."""
-        net.save_pretrained(str(directory), safe_serialization=True)
+        """Write `net` with diffusers' save_pretrained (safetensors), from the main process only (under torchrun
+        it holds the whole trained network, the others their shards)."""
+        if distributed.is_main():
+            net.save_pretrained(str(directory), safe_serialization=True)
 
     def features(self, net: nn.Module, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor,
                  stride: int) -> list[torch.Tensor]:

@@ -15,6 +15,7 @@ import torch
 from diffusers import WanTransformer3DModel
 from torch import nn
 
+from dcm import distributed
 from dcm.backbones.base import Backbone, compute_dtype, configure_checkpointing, resolve_device
 from dcm.errors import DCMError
 from dcm.io import read_json, write_json
@@ -107,8 +108,9 @@ class TinyBackbone(Backbone):
 
     def save_network(self, net, directory):
         super().save_network(net, directory)
-        write_json(Path(directory) / VOCABULARY_FILE,
-                   {"words": self.encoder.words, "max_words": self.encoder.max_words})
+        if distributed.is_main():
+            write_json(Path(directory) / VOCABULARY_FILE,
+                       {"words": self.encoder.words, "max_words": self.encoder.max_words})
 
     def load_network(self, directory):
         directory = Path(directory)

@@ -4,7 +4,7 @@ second full network trained from the teacher."""
 
 from __future__ import annotations
 
-from dcm import layout
+from dcm import distributed, layout
 from dcm.backbones import load_teacher, teacher_network_dir
 from dcm.consistency import Adversarial
 from dcm.discriminator import Discriminator
@@ -38,9 +38,9 @@ def run(cfg: dict, variant: str = "dcm") -> None:
     with stage_output(layout.dete_dir(point, variant), cfg) as work:
         train_consistency(cfg, "dete", backbone, student, phases.detail_edges, phases.detail_range, work, cache,
                           adversarial=adversarial)
-        if flags["parameter_efficient"]:
+        if flags["parameter_efficient"] and distributed.is_main():  # the main process holds the whole expert
             save_tensors(work / layout.DETAIL_WEIGHTS, detail_state_dict(student))
             write_json(work / layout.DETAIL_CONFIG, {"lora_rank": dcfg["lora_rank"], "lora_alpha": dcfg["lora_alpha"],
                                                      "seme": str(seme)})
-        else:
+        elif not flags["parameter_efficient"]:
             backbone.save_network(student.net, work / layout.NETWORK)

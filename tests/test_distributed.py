@@ -1,39 +1,95 @@
-"""Data-parallel training across processes, as a multi-GPU rule launches it: torchrun with two CPU processes
-(gloo) here. Gradients are averaged, only the main process writes, and the workflow starts torchrun for a
+"""Training across processes, as a multi-GPU rule launches it: torchrun with two CPU processes (gloo) here.
+The global batch is split over the processes, the student, EMA target and GAN teacher are sharded with FSDP2
+(or replicated with DDP), only the main process writes outputs, every process writes its part of a sharded
+checkpoint that 1 or 2 processes resume, SIGTERM saves and exits, and the workflow starts torchrun for a
 training rule given several GPUs."""
 
 import json
+import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
+import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
+from dcm.distributed import micro_batches
 from dcm.io import load_tensors
 from tests.helpers import REPO, SMOKE, dcm, snakemake
 
-AVERAGE = """
-import json, sys
+ONE_STEP = """
+import sys
 import torch
-from accelerate import Accelerator
 from dcm import distributed
-accelerator = Accelerator(cpu=True)
-p = torch.nn.Parameter(torch.zeros(2))
-p.grad = torch.full((2,), 1.0 + 2.0 * distributed.rank())  # 1 on rank 0, 3 on rank 1
-distributed.average_gradients([p])
-with open(f"{sys.argv[1]}/rank{distributed.rank()}.json", "w") as f:  # own file: the processes share stdout
-    json.dump(p.grad.tolist(), f)
+from dcm.training import TrainLoop
+
+class Mean:
+    def __init__(self, net):
+        self.net = net
+    def generator_loss(self, batch, generator):
+        x, y = batch
+        return (self.net(x) - y).pow(2).mean(), {}
+
+torch.manual_seed(0)
+net = torch.nn.Linear(3, 2)
+data = torch.Generator().manual_seed(1)
+x, y = torch.randn(int(sys.argv[3]), 3, generator=data), torch.randn(int(sys.argv[3]), 2, generator=data)
+micro = int(sys.argv[4]) or None
+TrainLoop(student=net, optimizer=torch.optim.SGD(net.parameters(), lr=0.5), objective=Mean(net),
+          sample_batch=lambda g: (x, y), out_dir=__import__("pathlib").Path(sys.argv[1]) / f"run{distributed.rank()}",
+          steps=1, seed=0, checkpoint_every=1, strategy=sys.argv[2], micro_batch_size=micro).run()
+if distributed.is_main():
+    torch.save({k: v.detach() for k, v in net.state_dict().items()}, sys.argv[1] + "/weights.pt")
 """
 
 
+def test_micro_batches_split_the_global_batch_over_processes():
+    assert micro_batches(4, 2, 0) == [([0, 1], 1.0)] and micro_batches(4, 2, 1) == [([2, 3], 1.0)]
+    assert micro_batches(3, 2, 0) == [([0, 1], 4 / 3)] and micro_batches(3, 2, 1) == [([2], 2 / 3)]
+    assert micro_batches(6, 4, 3) == [([0], 0.0)]  # slots past the end: a forward for the collectives, weight 0
+    assert micro_batches(5, 2, 1, 1) == [([1], 0.4), ([3], 0.4), ([0], 0.0)]  # accumulation over 3 micro-steps
+    for batch, world, micro in ((5, 2, 1), (6, 4, None), (7, 3, 2)):
+        plans = [micro_batches(batch, world, r, micro) for r in range(world)]
+        assert len({len(p) for p in plans}) == 1  # the same number of forwards on every process
+        real = sorted(i for p in plans for idx, w in p if w for i in idx)
+        assert real == list(range(batch))  # each sample once, on one process
+        assert sum(w for p in plans for _, w in p) == pytest.approx(world)  # the averaged weights sum to 1
 
+
+def _one_step_reference(batch):
+    """The weights after one SGD step on the whole batch in this process."""
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 2)
+    data = torch.Generator().manual_seed(1)
+    x, y = torch.randn(batch, 3, generator=data), torch.randn(batch, 2, generator=data)
+    (net(x) - y).pow(2).mean().backward()
+    with torch.no_grad():
+        for p in net.parameters():
+            p -= 0.5 * p.grad
+    return net.state_dict()
+
+
+@pytest.mark.parametrize("strategy,batch,micro", [("fsdp2", 4, 0), ("ddp", 3, 0), ("fsdp2", 5, 1)])
+def test_two_processes_take_the_step_one_process_takes_on_the_global_batch(tmp_path, strategy, batch, micro):
+    """batch_size is global: split over 2 processes (unevenly, or in micro-batches with accumulation), the
+    averaged gradient is the whole batch's."""
+    script = tmp_path / "one_step.py"
+    script.write_text(ONE_STEP)
+    proc = torchrun(str(script), str(tmp_path), strategy, str(batch), str(micro))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got, want = torch.load(tmp_path / "weights.pt", weights_only=True), _one_step_reference(batch)
+    assert all(torch.allclose(got[k], want[k], atol=1e-6) for k in want), (got, want)
 
 
 def torchrun(*args: str, cwd=REPO, timeout: int = 600) -> subprocess.CompletedProcess:
     """`python -m torch.distributed.run --standalone --nproc-per-node 2 ARGS` on CPU."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *args]
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}  # a script outside the repo imports this checkout's dcm
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def test_gradients_are_averaged_over_processes(tmp_path):
@@ -81,3 +137,50 @@ def test_a_training_rule_given_two_gpus_is_launched_with_torchrun(tmp_path):
     seme = [c for c in commands if " -m dcm seme " in c]
     assert seme and all("torch.distributed.run --standalone --nproc-per-node 2 -m dcm seme" in c for c in seme)
     assert all("torch.distributed.run" not in c for c in commands if " -m dcm seme " not in c)
+
+
+def _copy_cache(cache, target):
+    for stage in ("dataset", "teacher", "trajectories"):
+        shutil.copytree(cache / "smoke" / stage, target / "smoke" / stage)
+    return target
+
+
+SEME = ("seme", "--variant", "dcm", "--set", "seme.steps=20", "--set", "seme.checkpoint_every=2",
+        "--set", "tracking.enabled=false")
+
+
+def _network(results):
+    return load_tensors(results / "smoke" / "seme" / "tc" / "network" / "diffusion_pytorch_model.safetensors")
+
+
+def test_sigterm_saves_a_sharded_checkpoint_that_one_or_two_processes_resume(cache, tmp_path):
+    reference, stopped = _copy_cache(cache, tmp_path / "reference"), _copy_cache(cache, tmp_path / "stopped")
+    proc = torchrun("-m", "dcm", *SEME, "--config", str(SMOKE), "--set", f"results_dir={reference}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "dcm",
+               *SEME, "--config", str(SMOKE), "--set", f"results_dir={stopped}"]
+    run = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ckpt = stopped / "smoke" / "seme" / "tc.partial" / "checkpoint"
+    deadline = time.time() + 300
+    while not (ckpt / "progress.json").is_file():
+        assert run.poll() is None and time.time() < deadline, run.stderr.read()[-3000:]
+        time.sleep(0.1)
+    run.send_signal(signal.SIGTERM)  # what SLURM sends before pre-empting the job
+    stderr = run.communicate(timeout=120)[1]
+    assert run.returncode != 0 and "stopped by a signal after step" in stderr, stderr[-3000:]
+    assert not (stopped / "smoke" / "seme" / "tc").exists()  # nothing published
+    progress = json.loads((ckpt / "progress.json").read_text())
+    assert progress["world_size"] == 2 and progress["step"] < 20
+    assert (ckpt / ".metadata").is_file() and len(list(ckpt.glob("*.distcp"))) == 2  # one shard file per rank
+
+    single = tmp_path / "single"
+    shutil.copytree(stopped, single)
+    proc = torchrun("-m", "dcm", *SEME, "--config", str(SMOKE), "--set", f"results_dir={stopped}")  # requeued, 2
+    dcm(*SEME, results=single)  # or 1 process: the same data order, so the same network
+    want = _network(reference)
+    for results in (stopped, single):
+        got = _network(results)
+        assert got.keys() == want.keys() and all(torch.allclose(got[k], want[k], atol=1e-5) for k in want)
+        lines = (results / "smoke" / "seme" / "tc" / "metrics.jsonl").read_text().splitlines()
+        assert [json.loads(line)["step"] for line in lines] == list(range(1, 21))

@@ -385,5 +385,8 @@ def adamw(params, lr: float, weight_decay: float = 0.0, betas=(0.9, 0.999)) -> t
 def scale_options(cfg: dict, compute_dtype: torch.dtype) -> dict:
     """TrainLoop keywords for precision and distribution from `backbone` / `distributed` of a config."""
     dcfg = cfg.get("distributed", {})
+    if dcfg.get("context_parallel", 1) > 1:
+        raise DCMError(f"distributed.context_parallel={dcfg['context_parallel']}: context parallelism is not wired "
+                       "into the training loop (README, 'Precision and sharding'); set it to 1")
     return {"compute_dtype": compute_dtype, "strategy": dcfg.get("strategy", "fsdp2"),
             "micro_batch_size": dcfg.get("micro_batch_size")}

@@ -73,7 +73,7 @@ def test_wan_students_and_teacher_features_checkpointed(tmp_path):
     for net in (plain, checkpointed):
         torch.manual_seed(1)  # the same LoRA initialisation
         expert = attach_detail_expert(copy.deepcopy(net), backbone, rank=2, alpha=4)
-        loss = expert.velocity(backbone, x, sigma, cond).pow(2).mean()
+        loss = expert(backbone, x, sigma, cond).pow(2).mean()
         loss.backward()
         grads.append({n: p.grad for n, p in expert.named_parameters() if p.requires_grad})
     assert grads[0].keys() == grads[1].keys() and any("lora_" in n for n in grads[0])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from dcm import layout
+from dcm import distributed, layout
 from dcm.backbones.base import Backbone
 from dcm.consistency import Adversarial, PhasedConsistency
 from dcm.errors import DCMError
@@ -42,6 +42,9 @@ def train_consistency(cfg: dict, section: str, backbone: Backbone, student: Expe
     if adversarial is not None:
         d_opt = adamw(adversarial.discriminator.parameters(), scfg["d_lr"], dcfg["weight_decay"], betas=(0.0, 0.999))
         discriminator = DiscriminatorStep(adversarial.discriminator, d_opt, adversarial.discriminator_loss)
+    if probe and cfg[section].get("probe_every") and distributed.world_size() > 1:
+        raise DCMError(f"{section}.probe_every: the noise probe runs in one process only (it measures the unsharded "
+                       "student on the main process); run this stage on one GPU or set it to null")
     on_step = training_probe(cfg, section, cache, lambda b: objective.generator_loss(b, None)[1]["consistency"],
                              list(student.parameters()), sigmas, work / PROBE_FILE) if probe else None
     if on_step is not None:

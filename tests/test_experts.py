@@ -73,7 +73,7 @@ def test_fast_switch_is_bit_identical_to_diffusers_adapter_toggling(backbone, ne
             if "lora_B" in name or name.startswith("detail."):
                 p.add_(0.05 * torch.randn_like(p))  # trained-looking LoRA and copied layers, so both matter
         semantic_before = backbone.predict(net, x, sigma, cond)
-        fast = detail.velocity(backbone, x, sigma, cond)
+        fast = detail(backbone, x, sigma, cond)
         reference = _through_diffusers(detail, backbone, x, sigma, cond)
         assert not torch.allclose(fast, semantic_before, atol=1e-3)  # the detail expert differs from SemE
         assert torch.equal(fast, reference)
@@ -86,6 +86,6 @@ def test_switching_leaves_lora_trainable_and_the_semantic_weights_frozen(backbon
     detail = attach_detail_expert(net, backbone, rank=2, alpha=4)
     x, sigma = torch.randn(2, *backbone.latent_shape), torch.tensor([0.3, 0.2])
     with torch.no_grad():
-        detail.velocity(backbone, x, sigma, cond)
+        detail(backbone, x, sigma, cond)
     trainable = {k for k, p in detail.named_parameters() if p.requires_grad}
     assert trainable == set(detail_state_dict(detail))

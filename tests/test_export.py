@@ -104,8 +104,8 @@ def test_hunyuan_export_stage_samples_like_the_project_sampler(tmp_path):
     cfg = load_config(REPO / "config" / "hunyuanvideo.yaml", [
         f"results_dir={tmp_path / 'results'}", f"backbone.pretrained={tmp_path / 'hunyuan'}", "backbone.dtype=float32",
         "backbone.device=cpu", "backbone.frames=5", "backbone.height=32", "backbone.width=32",
-        "backbone.max_sequence_length=8", f"schedule.num_steps={N}", f"schedule.kappa={KAPPA}", "sampling.steps=[2, 4]",
-        "tracking.enabled=false"])
+        "backbone.max_sequence_length=8", f"schedule.num_steps={N}", f"schedule.kappa={KAPPA}", "sampling.steps=[4, 8]",
+        f"sampling.teacher_steps={N}", "tracking.enabled=false"])
     write_pointer(teacher_network_dir(cfg), tmp_path / "hunyuan")
     backbone, teacher_net = load_teacher(cfg)
     point = layout.own_point(cfg)  # the files the seme and dete stages write, from random experts
@@ -121,7 +121,7 @@ def test_hunyuan_export_stage_samples_like_the_project_sampler(tmp_path):
     export.run(cfg, method="dcm")
     directory = layout.run_dir(cfg) / "export" / "dcm"
     plan = json.loads((directory / "few_step.json").read_text())
-    assert sorted(plan["sigmas"]) == ["2", "4"] and plan["boundary_timestep"] > 0
+    assert sorted(plan["sigmas"]) == ["4", "8"] and plan["boundary_timestep"] > 0
     pipe = HunyuanVideoPipeline.from_pretrained(str(directory))
     dete = HunyuanVideoTransformer3DModel.from_pretrained(str(directory), subfolder="transformer_2")
     cond = backbone.encode_prompts(["a red cat runs"])

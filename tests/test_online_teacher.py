@@ -89,7 +89,7 @@ def test_wan_online_mode_trains_seme_and_dete_and_exports_them(tmp_path):
         f"results_dir={tmp_path / 'results'}", f"backbone.pretrained={tmp_path / 'wan'}", "backbone.dtype=float32",
         "backbone.device=cpu", "backbone.frames=5", "backbone.height=32", "backbone.width=32",
         "backbone.max_sequence_length=8", f"data.prompt_file={tmp_path / 'prompts.txt'}", "data.holdout_prompts=1",
-        "schedule.num_steps=8", "schedule.kappa=4", "threads=2", "tracking.enabled=false",
+        "schedule.num_steps=8", "schedule.kappa=4", "sampling.teacher_steps=8", "threads=2", "tracking.enabled=false",
         "trajectories.mode=online", f"trajectories.videos={tmp_path / 'videos'}", "trajectories.shard_size=1",
         "seme.steps=2", "seme.batch_size=2", "seme.checkpoint_every=1", "dete.steps=2", "dete.batch_size=2",
         "dete.checkpoint_every=1", "dete.lora_rank=2", "dete.lora_alpha=4"])
@@ -125,6 +125,7 @@ def test_wan_online_mode_trains_seme_and_dete_and_exports_them(tmp_path):
 
     cfg_videos = load_config(REPO / "config" / "wan2.1-t2v-1.3b.yaml", [
         f"results_dir={tmp_path / 'results'}", f"backbone.pretrained={tmp_path / 'wan'}",
-        f"data.prompt_file={tmp_path / 'prompts.txt'}", f"trajectories.videos={tmp_path / 'nowhere'}"])
+        f"data.prompt_file={tmp_path / 'prompts.txt'}", f"trajectories.videos={tmp_path / 'nowhere'}",
+        "schedule.num_steps=8", "schedule.kappa=4", "sampling.teacher_steps=8"])
     with pytest.raises(DCMError, match="trajectories.videos=.*nowhere.* is not a folder"):
         latents.run(cfg_videos)

@@ -126,6 +126,6 @@ def test_wan_online_mode_trains_seme_and_dete_and_exports_them(tmp_path):
     cfg_videos = load_config(REPO / "config" / "wan2.1-t2v-1.3b.yaml", [
         f"results_dir={tmp_path / 'results'}", f"backbone.pretrained={tmp_path / 'wan'}",
         f"data.prompt_file={tmp_path / 'prompts.txt'}", f"trajectories.videos={tmp_path / 'nowhere'}",
-        "schedule.num_steps=8", "schedule.kappa=4", "sampling.teacher_steps=8"])
+        "data.holdout_prompts=1", "schedule.num_steps=8", "schedule.kappa=4", "sampling.teacher_steps=8"])
     with pytest.raises(DCMError, match="trajectories.videos=.*nowhere.* is not a folder"):
         latents.run(cfg_videos)

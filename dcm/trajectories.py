@@ -1,6 +1,7 @@
 """The teacher-trajectory cache: every grid point of the teacher's ODE per (prompt, seed), in half-precision
 safetensors shards, each followed by a record (bytes, sha256, prompts, seeds, config hash) and listed in a
-manifest; a streaming, rank-sharded reader on it and the pair sampler.
+manifest; a streaming, rank-sharded reader on it and the pair sampler; and the online teacher, which makes
+the same pairs during training from a store of encoded videos in the same format.
 
 The reader never holds the cache in memory: each process opens only its own shards (shard i belongs to rank
 i mod world size) and reads the two states of a pair as one `os.pread` at the offset the safetensors header
@@ -193,7 +194,7 @@ class TrajectoryCache:
             path = directory / shard["file"]
             if not path.is_file():
                 raise DCMError(f"missing trajectory shard {path} (listed in {directory / MANIFEST})")
-            if "bytes" in shard and path.stat().st_size != shard["bytes"]:
+            if "bytes" in shard and path.stat().st_size != shard["bytes"]:  # older manifests lack sizes
                 raise DCMError(f"trajectory shard {path} has {path.stat().st_size} bytes, the manifest records "
                                f"{shard['bytes']}: it is truncated or corrupt; rerun the trajectories stage")
         return cls(directory, manifest, shards)
@@ -294,7 +295,6 @@ class PairSampler:
         n = torch.randint(self.lo + 1, self.hi + 1, (self.batch_size,), generator=generator)
         pairs = torch.stack([self.cache.states(int(a), int(b) - 1, int(b) + 1) for a, b in zip(k, n)]).float()
         return pairs[:, 1], pairs[:, 0], n, self.cache.conditions(k.tolist())
-
 
 
 @dataclass

@@ -24,14 +24,14 @@ def snakemake(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
                           capture_output=True, text=True)
 
 
-def project_sampler(cfg: dict, method: str, steps: int, backbone, teacher):
+def project_sampler(cfg: dict, method: str, steps: int, backbone):
     """The sampler the `sample` stage builds for `method` at `steps` steps: sampler(noise, cond, seeds)."""
     from dcm import layout, methods
     from dcm.method_samplers import SamplerRequest, build_sampler
     from dcm.schedule import PhaseSchedule
 
     return build_sampler(SamplerRequest(cfg, methods.check_request(cfg, method, steps), steps,
-                                        PhaseSchedule.from_config(cfg), backbone, teacher, layout.run_dir(cfg),
+                                        PhaseSchedule.from_config(cfg), backbone, layout.run_dir(cfg),
                                         layout.own_point(cfg)))
 
 

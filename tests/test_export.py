@@ -127,7 +127,7 @@ def test_hunyuan_export_stage_samples_like_the_project_sampler(tmp_path):
     cond = backbone.encode_prompts(["a red cat runs"])
     embeds, mask, pooled = unpack_condition(cond, pipe.transformer.config.pooled_projection_dim)
     noise = torch.randn(1, *backbone.latent_shape, generator=torch.Generator().manual_seed(3))
-    ours = project_sampler(cfg, "dcm", 4, backbone, teacher_net)(noise, cond, [3])
+    ours = project_sampler(cfg, "dcm", 4, backbone)(noise, cond, [3])
     kwargs = dict(prompt_embeds=embeds, pooled_prompt_embeds=pooled, prompt_attention_mask=mask, latents=noise,
                   num_inference_steps=4, sigmas=plan["sigmas"]["4"], guidance_scale=cfg["backbone"]["guidance"],
                   num_frames=5, height=32, width=32, output_type="latent")

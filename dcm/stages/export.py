@@ -19,7 +19,7 @@ HunyuanVideo (one transformer: DetE from transformer_2/, swapped in by ExpertSwi
 from __future__ import annotations
 
 from dcm import layout, methods
-from dcm.backbones import load_teacher
+from dcm.backbones import load_backbone, teacher_network_dir
 from dcm.errors import DCMError
 from dcm.export import (FewStepFlowMatchScheduler, boundary_ratio, few_step_plan, hunyuan_pipeline,
                         merged_detail_network, phase_schedule_config, wan_pipeline)
@@ -45,9 +45,9 @@ def run(cfg: dict, method: str) -> None:
         raise DCMError(f"export --method {method}: only one-network students (PCM, VCM) and SemE + DetE variants "
                        "are exported")
     phases = PhaseSchedule.from_config(cfg)
-    backbone, teacher = load_teacher(cfg)
-    request = SamplerRequest(cfg, entry, cfg["sampling"]["steps"][0], phases, backbone, teacher,
-                             layout.run_dir(cfg), layout.own_point(cfg))
+    backbone = load_backbone(cfg, layout.require(teacher_network_dir(cfg), "teacher"))
+    request = SamplerRequest(cfg, entry, cfg["sampling"]["steps"][0], phases, backbone, layout.run_dir(cfg),
+                             layout.own_point(cfg))
     detail = None
     if entry.sampler == ONE_NETWORK:
         (directory,) = request.networks()

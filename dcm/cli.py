@@ -22,6 +22,8 @@ STAGES = {
                 "dcm.stages.teacher:run"),
     "trajectories": ("cache the teacher's 50-step ODE trajectories for every training prompt and seed",
                      "dcm.stages.trajectories:run"),
+    "latents": ("encode the training videos of trajectories.videos once with the VAE (trajectories.mode: online)",
+                "dcm.stages.latents:run"),
     "seme": ("train the semantic expert on [kappa, N] (Eq. 6, + Eq. 8 if the variant has TC)", "dcm.stages.seme:run"),
     "dete": ("train the detail expert on [0, kappa] (Eq. 7, + Eq. 10 if the variant has GF)", "dcm.stages.dete:run"),
     "weightdiff": ("normalised L1 distance between two full experts per layer group (Fig. 5; variant od)",
@@ -42,6 +44,8 @@ STAGES = {
                "dcm.stages.table2:run"),
     "tables": ("Table 1, Table 3 or the kappa sweep (Fig. 10, right) as CSV and Markdown from the evaluation and "
                "latency files", "dcm.stages.tables:run"),
+    "export": ("a distilled DCM variant, VCM or PCM as a stock diffusers pipeline directory (Wan, HunyuanVideo)",
+               "dcm.stages.export:run"),
     "figures": ("the paper's figures (Fig. 2, 3, 5, 10 and sample grids) as PNG from the run's result files",
                 "dcm.stages.figures:run"),
     "plan": ("per-GPU memory of every GPU stage (weights, gradients, optimizer, frozen copies, activations) and "
@@ -67,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
                            + "), a variant name (e.g. dcm, vcm) or an expert mix <seme|vcm>+<dete|vcm>[@variant] "
                            "(Fig. 3)")
             p.add_argument("--steps", type=int, required=True, help="number of sampling steps")
+        if name == "trajectories":
+            p.add_argument("--shard", type=int, metavar="K", help="generate only the shards i with i mod N = K "
+                           "(one of N parallel jobs; the stage without --shard then writes the manifest)")
+            p.add_argument("--shards", type=int, metavar="N", help="number of parallel generation jobs")
+        if name == "export":
+            p.add_argument("--method", required=True, help="a variant name (e.g. dcm, vcm) or pcm")
         if name in ("seme", "dete", "sample", "evaluate"):
             p.add_argument("--kappa", type=int, metavar="K",
                            help="one point of the kappa sweep (Fig. 10, right): schedule.kappa=K, outputs under "
@@ -84,7 +94,10 @@ def check_arguments(cfg: dict, args: dict) -> None:
     if "variant" in args:
         methods.variant_flags(cfg, args["variant"])
     if "method" in args:
-        methods.check_request(cfg, args["method"], args["steps"])
+        if "steps" in args:
+            methods.check_request(cfg, args["method"], args["steps"])
+        else:
+            methods.method(cfg, args["method"])
 
 
 def seed_torch(cfg: dict) -> None:
@@ -102,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config, args.overrides)
         if getattr(args, "kappa", None) is not None:
             cfg = at_kappa(cfg, args.kappa)
-        extra = {k: v for k, v in vars(args).items() if k in ("variant", "method", "steps", "table", "as_json")}
+        extra = {k: v for k, v in vars(args).items()
+                 if k in ("variant", "method", "steps", "table", "as_json", "shard", "shards")}
         check_arguments(cfg, extra)
         seed_torch(cfg)
         log.info("CUDA_VISIBLE_DEVICES=%s SLURM_JOB_ID=%s RANK=%s WORLD_SIZE=%s",

@@ -17,7 +17,7 @@ from dcm.noise_probe import PROBE_FILE, training_probe
 from dcm.schedule import PhaseSchedule
 from dcm.training import Discriminator as DiscriminatorStep
 from dcm.training import TrainLoop, adamw, make_ema, scale_options
-from dcm.trajectories import PairSampler, TrajectoryCache, trajectory_hash
+from dcm.trajectories import OnlineTeacher, TrajectoryCache, latents_hash, teacher_velocity, trajectory_hash
 
 
 def load_cache(cfg: dict) -> TrajectoryCache:
@@ -26,11 +26,23 @@ def load_cache(cfg: dict) -> TrajectoryCache:
                                 trajectory_hash(cfg))
 
 
+def load_latents(cfg: dict) -> TrajectoryCache:
+    """The online mode's latent store (stage latents), checked against its hash."""
+    return TrajectoryCache.load(layout.require(layout.run_dir(cfg) / "latents", "latents"), latents_hash(cfg))
+
+
+def pair_source(cfg: dict, backbone: Backbone, teacher: torch.nn.Module) -> TrajectoryCache | OnlineTeacher:
+    """Where training pairs come from (`trajectories.mode`): the cache, or the teacher online on encoded videos."""
+    if cfg["trajectories"]["mode"] == "cached":
+        return load_cache(cfg)
+    return OnlineTeacher(load_latents(cfg), teacher_velocity(backbone, teacher), PhaseSchedule.from_config(cfg).sigmas)
+
+
 def train_consistency(cfg: dict, section: str, backbone: Backbone, student: Expert, edges: list[int],
-                      index_range: tuple[int, int], work: Path, cache: TrajectoryCache, tc: bool = False,
-                      adversarial: Adversarial | None = None, probe: bool = False) -> list[dict]:
-    """Phased consistency distillation of `student` on cached pairs with n in index_range (Eq. 6/7); with
-    `probe`, the Fig. 2 noise-level probe (`<section>.probe_*`) writes noise_probe.json into `work`."""
+                      index_range: tuple[int, int], work: Path, cache: TrajectoryCache | OnlineTeacher,
+                      tc: bool = False, adversarial: Adversarial | None = None, probe: bool = False) -> list[dict]:
+    """Phased consistency distillation of `student` on teacher pairs (from `pair_source`) with n in index_range
+    (Eq. 6/7); with `probe`, the Fig. 2 noise-level probe (`<section>.probe_*`) writes noise_probe.json."""
     scfg, dcfg, sigmas = cfg[section], cfg["distill"], PhaseSchedule.from_config(cfg).sigmas
     ema = make_ema(student, dcfg["ema_decay"]) if dcfg["target"] == "ema" else None
     target = (ema.module if ema is not None else student).denoiser(backbone)
@@ -52,7 +64,7 @@ def train_consistency(cfg: dict, section: str, backbone: Backbone, student: Expe
     loop = TrainLoop(
         student=student, optimizer=adamw(student.parameters(), scfg["lr"], dcfg["weight_decay"]),
         objective=objective,
-        sample_batch=PairSampler(cache, index_range[0], index_range[1], scfg["batch_size"]),
+        sample_batch=cache.sampler(index_range[0], index_range[1], scfg["batch_size"]),
         out_dir=work, steps=scfg["steps"], seed=cfg["seed"], checkpoint_every=scfg["checkpoint_every"],
         grad_clip=dcfg["grad_clip"], ema=ema, discriminator=discriminator, description=section, on_step=on_step,
         frozen=(adversarial.teacher,) if adversarial is not None else (), **scale_options(cfg, backbone.compute_dtype))

@@ -54,6 +54,10 @@ class DetailLayers(nn.Module):
             setattr(parent, leaf, mine)
             store[key] = theirs
 
+    def install(self, net: nn.Module) -> None:
+        """Put the copied layers into `net` for good (export): the originals move into this module."""
+        self._swap(net)
+
     def _enable_lora(self, enabled: bool) -> None:
         # peft's layer forward reads only this flag; diffusers' enable/disable_adapters walk every module of
         # the network, check the peft version and reset requires_grad on each call, which a per-step switch

@@ -14,7 +14,7 @@ from dcm import distributed, tracking
 from dcm.errors import DCMError
 from dcm.io import read_json, write_json
 from dcm.schedule import uniform_edges
-from dcm.trajectories import PairSampler, TrajectoryCache
+from dcm.trajectories import OnlineTeacher, TrajectoryCache
 
 PROBE_FILE = "noise_probe.json"
 
@@ -28,10 +28,11 @@ def bucket_ranges(num_steps: int, buckets: int) -> list[tuple[int, int]]:
     return list(pairwise(edges))
 
 
-def probe_batches(cache: TrajectoryCache, ranges: list[tuple[int, int]], batch_size: int, seed: int) -> list:
-    """One fixed batch of cached pairs per bucket, n uniform in (a, b], drawn with a generator of its own."""
+def probe_batches(source: TrajectoryCache | OnlineTeacher, ranges: list[tuple[int, int]], batch_size: int,
+                  seed: int) -> list:
+    """One fixed batch of teacher pairs per bucket, n uniform in (a, b], drawn with a generator of its own."""
     generator = torch.Generator().manual_seed(seed)
-    return [PairSampler(cache, a, b, batch_size)(generator) for a, b in ranges]
+    return [source.sampler(a, b, batch_size)(generator) for a, b in ranges]
 
 
 def gradient_norm(loss: torch.Tensor, params: list[torch.Tensor]) -> float:
@@ -99,14 +100,15 @@ class NoiseProbe:
         write_json(self.path, self.to_json())
 
 
-def training_probe(cfg: dict, section: str, cache: TrajectoryCache, consistency_loss: Callable[[object], torch.Tensor],
+def training_probe(cfg: dict, section: str, source: TrajectoryCache | OnlineTeacher,
+                   consistency_loss: Callable[[object], torch.Tensor],
                    params: list[torch.Tensor], sigmas: torch.Tensor, path: Path) -> NoiseProbe | None:
     """The probe configured by `<section>.probe_every/probe_buckets/probe_batch_size`, or None when off and in
     every process of a multi-GPU launch but the main one (which measures and writes it alone)."""
     scfg = cfg[section]
     if not scfg.get("probe_every") or not distributed.is_main():
         return None
-    ranges = bucket_ranges(cache.num_steps, scfg["probe_buckets"])
+    ranges = bucket_ranges(source.num_steps, scfg["probe_buckets"])
     return NoiseProbe(loss_fn=consistency_loss, params=[p for p in params if p.requires_grad],
-                      batches=probe_batches(cache, ranges, scfg["probe_batch_size"], cfg["seed"]), ranges=ranges,
+                      batches=probe_batches(source, ranges, scfg["probe_batch_size"], cfg["seed"]), ranges=ranges,
                       sigmas=sigmas, every=scfg["probe_every"], last_step=scfg["steps"], path=path)

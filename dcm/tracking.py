@@ -41,7 +41,7 @@ def experiment_name(cfg: dict, stage: str, method: str | None = None, variant: s
         return f"{cfg['name']}/table2-userstudy"
     if stage in ("compare", "weightdiff", "trajdist", "figures"):
         return f"{cfg['name']}/analysis"
-    if stage in ("dataset", "teacher", "trajectories"):
+    if stage in ("dataset", "teacher", "trajectories", "latents"):
         return f"{cfg['name']}/setup"
     trained = next((m.name for m in methods.METHODS.values() if m.trainer and m.trainer.name == stage), None)
     name = method or variant or trained

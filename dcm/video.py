@@ -1,4 +1,4 @@
-"""Videos people look at: conversion to uint8 frames, animated GIF grids and filmstrips."""
+"""Videos in and out: uint8 frame conversion, animated GIF grids and filmstrips, training videos read to size."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageSequence
 
+from dcm.errors import DCMError
 from dcm.io import atomic_path
 
 
@@ -52,3 +53,42 @@ def save_gif(videos: torch.Tensor, path: str | Path, columns: int = 8, scale: in
     frames = grid_frames(videos, columns, scale)
     with atomic_path(path) as tmp:
         frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=1000 // fps, loop=0)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+CONTAINER_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".avi")
+
+
+def _decoded_frames(path: Path) -> list[Image.Image]:
+    """Every frame of a video file (PyAV), an animated GIF, or a folder of images in name order."""
+    if path.is_dir():
+        return [Image.open(p) for p in sorted(path.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+    if path.suffix.lower() == ".gif":
+        with Image.open(path) as gif:
+            return [frame.convert("RGB") for frame in ImageSequence.Iterator(gif)]
+    if path.suffix.lower() in CONTAINER_SUFFIXES:
+        try:
+            import av  # PyAV (pip install av): only the folders holding video files need it
+        except ImportError as err:
+            raise DCMError(f"{path}: reading {path.suffix} videos needs PyAV (pip install av), or give frame "
+                           "folders or GIFs") from err
+        with av.open(str(path)) as container:
+            return [frame.to_image() for frame in container.decode(video=0)]
+    raise DCMError(f"{path} is not a video: expected a folder of frames, .gif or one of {CONTAINER_SUFFIXES}")
+
+
+def read_video(path: str | Path, frames: int, height: int, width: int) -> torch.Tensor:
+    """The first `frames` frames of a video, scaled to cover height x width and centre-cropped: uint8 (T, H, W, 3)."""
+    path = Path(path)
+    decoded = _decoded_frames(path)
+    if len(decoded) < frames:
+        raise DCMError(f"{path} has {len(decoded)} frames, fewer than backbone.frames={frames}")
+    out = []
+    for frame in decoded[:frames]:
+        frame = frame.convert("RGB")
+        scale = max(width / frame.width, height / frame.height)
+        size = (max(width, round(frame.width * scale)), max(height, round(frame.height * scale)))
+        frame = frame.resize(size, Image.BICUBIC)
+        left, top = (size[0] - width) // 2, (size[1] - height) // 2
+        out.append(np.asarray(frame.crop((left, top, left + width, top + height))))
+    return torch.from_numpy(np.stack(out))

@@ -22,3 +22,25 @@ def snakemake(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
     binary = Path(sys.executable).with_name("snakemake")
     return subprocess.run(["timeout", "-s", "KILL", str(timeout), str(binary), *args], cwd=REPO,
                           capture_output=True, text=True)
+
+
+def project_sampler(cfg: dict, method: str, steps: int, backbone):
+    """The sampler the `sample` stage builds for `method` at `steps` steps: sampler(noise, cond, seeds)."""
+    from dcm import layout, methods
+    from dcm.method_samplers import SamplerRequest, build_sampler
+    from dcm.schedule import PhaseSchedule
+
+    return build_sampler(SamplerRequest(cfg, methods.check_request(cfg, method, steps), steps,
+                                        PhaseSchedule.from_config(cfg), backbone, layout.run_dir(cfg),
+                                        layout.own_point(cfg)))
+
+
+def write_cache(directory: Path, latents, cond, prompts: list[str], shard_size: int, config_hash: str = "test") -> None:
+    """A trajectory cache on disk from in-memory latents (K, N+1, ...) and cond (K, L, D), in shards."""
+    from dcm.trajectories import write_manifest, write_shard
+
+    records = [write_shard(directory, i, latents[a:a + shard_size], cond[a:a + shard_size],
+                           prompts[a:a + shard_size], config_hash)
+               for i, a in enumerate(range(0, len(prompts), shard_size))]
+    write_manifest(directory, records, config_hash=config_hash, num_steps=latents.shape[1] - 1,
+                   latent_shape=list(latents.shape[2:]), dtype="float16")

@@ -15,6 +15,7 @@ from dcm.noise_probe import NoiseProbe, bucket_ranges, gradient_norm, probe_batc
 from dcm.solvers import teacher_sigmas
 from dcm.training import TrainLoop, adamw
 from dcm.trajectories import PairSampler, TrajectoryCache
+from tests.helpers import write_cache
 
 N = 6
 
@@ -29,10 +30,11 @@ def test_buckets_are_equal_index_ranges_covering_the_grid():
 
 
 @pytest.fixture
-def cache(backbone, cond):
+def cache(backbone, cond, tmp_path):
     torch.manual_seed(1)
     latents = torch.randn(2, N + 1, *backbone.latent_shape).half()
-    return TrajectoryCache(latents, cond.half(), ["a red circle moving left", "a blue square moving up"], {})
+    write_cache(tmp_path / "cache", latents, cond, ["a red circle moving left", "a blue square moving up"], 1)
+    return TrajectoryCache.load(tmp_path / "cache")
 
 
 def test_probe_batches_hold_pairs_from_their_bucket_only(cache):
@@ -40,8 +42,9 @@ def test_probe_batches_hold_pairs_from_their_bucket_only(cache):
     batches = probe_batches(cache, ranges, batch_size=16, seed=0)
     for (a, b), (x_n, x_prev, n, _) in zip(ranges, batches):
         assert ((n > a) & (n <= b)).all() and set(n.tolist()) == set(range(a + 1, b + 1))
-        k = [int(torch.nonzero((cache.latents[:, i].float() == x_n[j]).flatten(1).all(1))[0]) for j, i in enumerate(n)]
-        assert torch.equal(x_prev, cache.latents[k, n - 1].float())
+        latents = cache.latents[:]
+        k = [int(torch.nonzero((latents[:, i].float() == x_n[j]).flatten(1).all(1))[0]) for j, i in enumerate(n)]
+        assert torch.equal(x_prev, latents[k, n - 1].float())
     again = probe_batches(cache, ranges, batch_size=16, seed=0)
     assert all(torch.equal(p[2], q[2]) for p, q in zip(batches, again))  # fixed across calls
 

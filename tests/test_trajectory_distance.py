@@ -9,10 +9,9 @@ from PIL import Image
 from dcm.config import load_config
 from dcm.errors import DCMError
 from dcm.eval.trajectory_distance import adjacent_l1, predicted_x0_path, suggest_kappa, trajectory_distance
-from dcm.io import save_tensors, sha256, write_json
 from dcm.solvers import teacher_sigmas
 from dcm.trajectories import trajectory_hash
-from tests.helpers import SMOKE
+from tests.helpers import SMOKE, write_cache
 
 SHAPE = (3, 2, 4, 4)
 
@@ -99,12 +98,7 @@ def test_trajdist_stage_writes_json_and_figure(tmp_path):
     # n/2 steps of 0.125 next to the clean end, then steps of 1 (exact in half precision)
     amplitudes = [1 + 0.125 * i for i in range(n // 2 + 1)] + [1 + 0.125 * (n // 2) + i for i in range(1, n - n // 2 + 1)]
     cache = tmp_path / "smoke" / "trajectories"
-    cache.mkdir(parents=True)
-    save_tensors(cache / "shard-00000.safetensors",
-                 {"latents": _scaled_paths(amplitudes).half(), "cond": torch.zeros(2, 3, 4).half()})
-    write_json(cache / "manifest.json", {"config_hash": trajectory_hash(cfg), "shards": [{
-        "file": "shard-00000.safetensors", "sha256": sha256(cache / "shard-00000.safetensors"),
-        "prompts": ["a", "b"]}]})
+    write_cache(cache, _scaled_paths(amplitudes).half(), torch.zeros(2, 3, 4), ["a", "b"], 1, trajectory_hash(cfg))
     trajdist.run(cfg)
     out = tmp_path / "smoke" / "trajdist"
     data = json.loads((out / "trajectory_distance.json").read_text())

@@ -19,7 +19,7 @@ from dcm import distributed
 from dcm.backbones.base import Backbone, compute_dtype, configure_checkpointing, resolve_device
 from dcm.errors import DCMError
 from dcm.io import read_json, write_json
-from dcm.video import to_uint8_video
+from dcm.video import from_uint8_video, to_uint8_video
 
 VOCABULARY_FILE = "vocabulary.json"
 PAD = "<pad>"
@@ -105,6 +105,10 @@ class TinyBackbone(Backbone):
 
     def decode(self, latents):
         return to_uint8_video(latents)
+
+    def encode_video(self, videos: torch.Tensor) -> torch.Tensor:
+        """Pixel space: the clips themselves in [-1, 1], (B, 3, T, H, W)."""
+        return from_uint8_video(videos)
 
     def save_network(self, net, directory):
         super().save_network(net, directory)

@@ -8,7 +8,7 @@ from dcm import distributed, layout
 from dcm.backbones import load_teacher, teacher_network_dir
 from dcm.consistency import Adversarial
 from dcm.discriminator import Discriminator
-from dcm.distillation import feature_levels, fresh_student, load_cache, train_consistency
+from dcm.distillation import feature_levels, fresh_student, pair_source, train_consistency
 from dcm.errors import DCMError
 from dcm.experts import attach_detail_expert, detail_state_dict
 from dcm.io import save_tensors, write_json
@@ -29,10 +29,10 @@ def run(cfg: dict, variant: str = "dcm") -> None:
         student = attach_detail_expert(net, backbone, dcfg["lora_rank"], dcfg["lora_alpha"])
     else:
         student = fresh_student(backbone, teacher_network_dir(cfg))
-    cache = load_cache(cfg)
+    cache = pair_source(cfg, backbone, teacher)
     adversarial = None
     if flags["gan"]:
-        width, levels = feature_levels(backbone, teacher, cache.cond.float(), dcfg["feature_stride"])
+        width, levels = feature_levels(backbone, teacher, cache.conditions([0]), dcfg["feature_stride"])
         adversarial = Adversarial(backbone, teacher, Discriminator(width, levels), dcfg["feature_stride"],
                                   phases.detail_range, phases.sigmas, dcfg["gan_weight"], dcfg["fm_weight"])
     with stage_output(layout.dete_dir(point, variant), cfg) as work:

@@ -5,16 +5,15 @@ from __future__ import annotations
 from dcm import layout
 from dcm.backbones import load_teacher, teacher_network_dir
 from dcm.baselines.lcm import LCMFunction, LCMObjective
-from dcm.distillation import fresh_student, load_cache
+from dcm.distillation import fresh_student, pair_source
 from dcm.outputs import stage_output
 from dcm.schedule import PhaseSchedule
 from dcm.training import TrainLoop, adamw, make_ema, scale_options
-from dcm.trajectories import PairSampler
 
 
 def run(cfg: dict) -> None:
     phases = PhaseSchedule.from_config(cfg)
-    backbone, _ = load_teacher(cfg)
+    backbone, teacher = load_teacher(cfg)
     student = fresh_student(backbone, teacher_network_dir(cfg))
     lcfg, dcfg = cfg["lcm"], cfg["distill"]
     ema = make_ema(student, lcfg["ema_decay"])
@@ -27,7 +26,7 @@ def run(cfg: dict) -> None:
             student=student, optimizer=adamw(student.parameters(), lcfg["lr"], dcfg["weight_decay"]),
             objective=LCMObjective(function(student), function(ema.module), phases.sigmas, lcfg["loss"],
                                    dcfg["huber_c"]),
-            sample_batch=PairSampler(load_cache(cfg), 0, phases.num_steps, lcfg["batch_size"]),
+            sample_batch=pair_source(cfg, backbone, teacher).sampler(0, phases.num_steps, lcfg["batch_size"]),
             out_dir=work, steps=lcfg["steps"], seed=cfg["seed"], checkpoint_every=lcfg["checkpoint_every"],
             grad_clip=dcfg["grad_clip"], ema=ema, description="lcm", **scale_options(cfg, backbone.compute_dtype),
         ).run()

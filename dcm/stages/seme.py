@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dcm import layout
 from dcm.backbones import load_teacher, teacher_network_dir
-from dcm.distillation import fresh_student, load_cache, train_consistency
+from dcm.distillation import fresh_student, pair_source, train_consistency
 from dcm.errors import DCMError
 from dcm.methods import variant_flags
 from dcm.outputs import stage_output
@@ -17,9 +17,9 @@ def run(cfg: dict, variant: str = "dcm") -> None:
     if not flags["decouple"]:
         raise DCMError(f"variant {variant!r} has decouple: false, so it has no semantic expert: run the vcm stage")
     phases = PhaseSchedule.from_config(cfg)
-    backbone, _ = load_teacher(cfg)
+    backbone, teacher = load_teacher(cfg)
     student = fresh_student(backbone, teacher_network_dir(cfg))
     with stage_output(layout.seme_dir(layout.own_point(cfg), flags["temporal_coherence"]), cfg) as work:
         train_consistency(cfg, "seme", backbone, student, phases.semantic_edges, phases.semantic_range, work,
-                          load_cache(cfg), tc=flags["temporal_coherence"])
+                          pair_source(cfg, backbone, teacher), tc=flags["temporal_coherence"])
         backbone.save_network(student.net, work / layout.NETWORK)

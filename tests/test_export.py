@@ -1,0 +1,138 @@
+"""Export to a stock diffusers pipeline: WanPipeline.from_pretrained on the exported directory samples the same
+video as the project's own few-step sampler from the same noise, for DCM (SemE + merged DetE) and PCM."""
+
+import copy
+
+import pytest
+import torch
+from diffusers import WanPipeline
+
+from dcm.backbones import pretrained_adapter
+from dcm.errors import DCMError
+from dcm.experts import Expert, attach_detail_expert, switch_experts
+from dcm.export import (FewStepFlowMatchScheduler, boundary_ratio, merged_detail_network, phase_schedule_config,
+                        wan_pipeline)
+from dcm.sampling import euler_sample
+from dcm.schedule import PhaseSchedule
+from tests.helpers import project_sampler
+from tests.test_backbones import SHAPE, build_wan
+
+N, KAPPA = 8, 4
+PHASES = PhaseSchedule(N, KAPPA, 3.0, 4)  # 4 PCM phases
+
+
+@pytest.fixture(scope="module")
+def wan(tmp_path_factory):
+    """(backbone, SemE network, DetE expert) on a tiny random Wan; DetE's LoRA and copied layers made non-zero."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("wan")
+    build_wan(path)
+    backbone = pretrained_adapter("wan")({"pretrained": str(path), "device": "cpu", **SHAPE})
+    semantic = backbone.load_network(path / "transformer").eval().requires_grad_(False)
+    detail = attach_detail_expert(copy.deepcopy(semantic), backbone, rank=2, alpha=4)
+    with torch.no_grad():
+        for name, p in detail.named_parameters():
+            if "lora_B" in name or name.startswith("detail."):
+                p.add_(0.05 * torch.randn_like(p))
+    return backbone, semantic, detail.eval().requires_grad_(False)
+
+
+def _pipeline_latents(directory, noise, cond, steps):
+    pipe = WanPipeline.from_pretrained(str(directory))
+    assert isinstance(pipe.scheduler, FewStepFlowMatchScheduler)
+    out = pipe(prompt_embeds=cond, latents=noise, num_inference_steps=steps, guidance_scale=1.0, num_frames=5,
+               height=32, width=32, output_type="latent")
+    return out.frames
+
+
+def test_exported_dcm_samples_like_the_project_sampler(wan, tmp_path):
+    backbone, semantic, detail = wan
+    sigmas = PHASES.sigmas
+    cond = backbone.encode_prompts(["a red cat runs", "the dog walks"])
+    noise = torch.randn(2, *backbone.latent_shape, generator=torch.Generator().manual_seed(1))
+    denoiser = switch_experts(Expert(semantic).denoiser(backbone), detail.denoiser(backbone), PHASES.sigma_kappa)
+    scheduler = FewStepFlowMatchScheduler(grid_sigmas=sigmas.tolist(), phase_schedule=phase_schedule_config(PHASES),
+                                          cut="experts")
+    merged = merged_detail_network(copy.deepcopy(detail))
+    assert not any("lora" in name for name, _ in merged.named_parameters())
+    x, sigma = torch.randn(2, *backbone.latent_shape), torch.full((2,), float(sigmas[2]))
+    want = detail.velocity(backbone, x, sigma, cond)
+    assert torch.allclose(backbone.predict(merged, x, sigma, cond), want, atol=1e-5)
+    wan_pipeline(backbone, semantic, scheduler, merged, boundary_ratio(sigmas, KAPPA)).save_pretrained(tmp_path / "dcm")
+    for steps in (4, 2):
+        ours = euler_sample(denoiser, noise, cond, sigmas, PHASES.few_step("experts", steps))
+        theirs = _pipeline_latents(tmp_path / "dcm", noise, cond, steps)
+        assert torch.allclose(theirs, ours, atol=1e-5), (theirs - ours).abs().max()
+    only_semantic = euler_sample(Expert(semantic).denoiser(backbone), noise, cond, sigmas,
+                                 PHASES.few_step("experts", 4))
+    assert not torch.allclose(only_semantic, ours, atol=1e-3)  # DetE really ran below kappa
+    with pytest.raises(DCMError, match="not a multiple of the 2 phases"):
+        _pipeline_latents(tmp_path / "dcm", noise, cond, 3)
+
+
+def test_exported_pcm_samples_like_the_project_sampler(wan, tmp_path):
+    backbone, semantic, _ = wan
+    cond = backbone.encode_prompts(["a red cat runs"])
+    noise = torch.randn(1, *backbone.latent_shape, generator=torch.Generator().manual_seed(2))
+    scheduler = FewStepFlowMatchScheduler(grid_sigmas=PHASES.sigmas.tolist(),
+                                          phase_schedule=phase_schedule_config(PHASES), cut="pcm")
+    wan_pipeline(backbone, semantic, scheduler).save_pretrained(tmp_path / "pcm")
+    ours = euler_sample(Expert(semantic).denoiser(backbone), noise, cond, PHASES.sigmas, PHASES.few_step("pcm", 4))
+    assert torch.allclose(_pipeline_latents(tmp_path / "pcm", noise, cond, 4), ours, atol=1e-5)
+
+
+def test_hunyuan_export_stage_samples_like_the_project_sampler(tmp_path):
+    """The export stage on HunyuanVideo: SemE as the pipeline's transformer, DetE in transformer_2/ swapped in by
+    ExpertSwitch, the grid sigmas passed to the call; the same latents as the project's `sample` sampler."""
+    import json
+
+    from diffusers import HunyuanVideoPipeline, HunyuanVideoTransformer3DModel
+
+    from dcm import layout
+    from dcm.backbones import load_teacher, teacher_network_dir
+    from dcm.backbones.diffusers_backbone import write_pointer
+    from dcm.backbones.hunyuan_video import unpack_condition
+    from dcm.config import load_config
+    from dcm.experts import detail_state_dict
+    from dcm.export import ExpertSwitch
+    from dcm.io import save_tensors, write_json
+    from dcm.stages import export
+    from tests.test_backbones import REPO, build_hunyuan_video
+
+    torch.manual_seed(0)
+    build_hunyuan_video(tmp_path / "hunyuan")
+    cfg = load_config(REPO / "config" / "hunyuanvideo.yaml", [
+        f"results_dir={tmp_path / 'results'}", f"backbone.pretrained={tmp_path / 'hunyuan'}", "backbone.dtype=float32",
+        "backbone.device=cpu", "backbone.frames=5", "backbone.height=32", "backbone.width=32",
+        "backbone.max_sequence_length=8", f"schedule.num_steps={N}", f"schedule.kappa={KAPPA}", "sampling.steps=[4, 8]",
+        f"sampling.teacher_steps={N}", "tracking.enabled=false"])
+    write_pointer(teacher_network_dir(cfg), tmp_path / "hunyuan")
+    backbone, teacher_net = load_teacher(cfg)
+    point = layout.own_point(cfg)  # the files the seme and dete stages write, from random experts
+    backbone.save_network(copy.deepcopy(teacher_net), layout.seme_dir(point, True) / layout.NETWORK)
+    detail = attach_detail_expert(copy.deepcopy(teacher_net), backbone, rank=2, alpha=4)
+    with torch.no_grad():
+        for name, p in detail.named_parameters():
+            if "lora_B" in name or name.startswith("detail."):
+                p.add_(0.05 * torch.randn_like(p))
+    save_tensors(layout.dete_dir(point, "dcm") / layout.DETAIL_WEIGHTS, detail_state_dict(detail))
+    write_json(layout.dete_dir(point, "dcm") / layout.DETAIL_CONFIG, {"lora_rank": 2, "lora_alpha": 4, "seme": "x"})
+
+    export.run(cfg, method="dcm")
+    directory = layout.run_dir(cfg) / "export" / "dcm"
+    plan = json.loads((directory / "few_step.json").read_text())
+    assert sorted(plan["sigmas"]) == ["4", "8"] and plan["boundary_timestep"] > 0
+    pipe = HunyuanVideoPipeline.from_pretrained(str(directory))
+    dete = HunyuanVideoTransformer3DModel.from_pretrained(str(directory), subfolder="transformer_2")
+    cond = backbone.encode_prompts(["a red cat runs"])
+    embeds, mask, pooled = unpack_condition(cond, pipe.transformer.config.pooled_projection_dim)
+    noise = torch.randn(1, *backbone.latent_shape, generator=torch.Generator().manual_seed(3))
+    ours = project_sampler(cfg, "dcm", 4, backbone)(noise, cond, [3])
+    kwargs = dict(prompt_embeds=embeds, pooled_prompt_embeds=pooled, prompt_attention_mask=mask, latents=noise,
+                  num_inference_steps=4, sigmas=plan["sigmas"]["4"], guidance_scale=cfg["backbone"]["guidance"],
+                  num_frames=5, height=32, width=32, output_type="latent")
+    theirs = pipe(**kwargs, callback_on_step_end=ExpertSwitch(dete, plan["boundary_timestep"])).frames
+    assert torch.allclose(theirs, ours, atol=1e-5), (theirs - ours).abs().max()
+    semantic_only = pipe(**kwargs).frames
+    assert not torch.allclose(semantic_only, ours, atol=1e-3)  # without the switch DetE never runs
+    assert pipe.transformer is not dete  # the switch put SemE back after the last step

@@ -14,13 +14,13 @@ import torch
 
 from dcm.backbones.base import Backbone
 from dcm.discriminator import Discriminator
-from dcm.experts import Denoiser
+from dcm.experts import VelocityFn
 from dcm.losses import (consistency_distance, feature_matching, hinge_discriminator, hinge_generator,
                         temporal_coherence)
 from dcm.solvers import add_noise, edge_below, euler_step
 
 
-def consistency_pair(student: Denoiser, target: Denoiser, x_n: torch.Tensor, x_prev: torch.Tensor,
+def consistency_pair(student: VelocityFn, target: VelocityFn, x_n: torch.Tensor, x_prev: torch.Tensor,
                      n: torch.Tensor, cond: torch.Tensor, sigmas: torch.Tensor, edges: list[int]):
     """(prediction, target) at each sample's phase edge: Phi(x_n, F_S, t_edge) and
     Phi(x_{n-1}, F_S^-, t_edge), where the target is x_{n-1} itself when n-1 is the edge (boundary condition)."""
@@ -86,8 +86,8 @@ class Adversarial:
 class PhasedConsistency:
     """Generator objective of one consistency-distillation stage."""
 
-    student: Denoiser
-    target: Denoiser
+    student: VelocityFn
+    target: VelocityFn
     sigmas: torch.Tensor
     edges: list[int]
     loss: str

@@ -15,7 +15,7 @@ from dcm.errors import DCMError
 from dcm.experts import Expert
 from dcm.noise_probe import PROBE_FILE, training_probe
 from dcm.schedule import PhaseSchedule
-from dcm.training import Discriminator as DiscriminatorStep
+from dcm.training import DiscriminatorStep
 from dcm.training import TrainLoop, adamw, make_ema, scale_options
 from dcm.trajectories import OnlineTeacher, TrajectoryCache, latents_hash, teacher_velocity, trajectory_hash
 
@@ -45,9 +45,9 @@ def train_consistency(cfg: dict, section: str, backbone: Backbone, student: Expe
     (Eq. 6/7); with `probe`, the Fig. 2 noise-level probe (`<section>.probe_*`) writes noise_probe.json."""
     scfg, dcfg, sigmas = cfg[section], cfg["distill"], PhaseSchedule.from_config(cfg).sigmas
     ema = make_ema(student, dcfg["ema_decay"]) if dcfg["target"] == "ema" else None
-    target = (ema.module if ema is not None else student).denoiser(backbone)
+    target = (ema.module if ema is not None else student).velocity_fn(backbone)
     objective = PhasedConsistency(
-        student=student.denoiser(backbone), target=target, sigmas=sigmas, edges=edges, loss=dcfg["loss"],
+        student=student.velocity_fn(backbone), target=target, sigmas=sigmas, edges=edges, loss=dcfg["loss"],
         huber_c=dcfg["huber_c"], tc_stride=scfg["tc_stride"] if tc else None,
         tc_weight=scfg.get("tc_weight", 1.0), adversarial=adversarial)
     discriminator = None

@@ -14,7 +14,9 @@ from dcm.backbones.base import RECOMPUTE_STATE, Backbone
 
 DETAIL_ADAPTER = "detail"
 
-Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+#: a network as the ODE sees it: (x_t, sigma, cond) -> the flow velocity dx/dsigma (not a "denoiser":
+#: in EDM and k-diffusion that name returns the clean sample)
+VelocityFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def _resolve(root: nn.Module, dotted: str) -> tuple[nn.Module, str]:
@@ -108,7 +110,7 @@ class Expert(nn.Module):
         with self.detail.active(self.net):
             return backbone.predict(self.net, x, sigma, cond)
 
-    def denoiser(self, backbone: Backbone) -> Denoiser:
+    def velocity_fn(self, backbone: Backbone) -> VelocityFn:
         """This expert as a plain (x, sigma, cond) -> velocity function."""
         return lambda x, sigma, cond: self(backbone, x, sigma, cond)
 
@@ -132,10 +134,10 @@ def detail_state_dict(expert: Expert) -> dict[str, torch.Tensor]:
     return {k: v for k, v in expert.state_dict().items() if "lora_" in k or k.startswith("detail.")}
 
 
-def switch_experts(semantic: Denoiser, detail: Denoiser, sigma_kappa: float) -> Denoiser:
+def switch_experts(semantic: VelocityFn, detail: VelocityFn, sigma_kappa: float) -> VelocityFn:
     """Use `semantic` where sigma > sigma_kappa and `detail` at or below it (the kappa boundary)."""
 
-    def denoise(x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def velocity(x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         sigma = sigma.expand(x.shape[0])
         high = sigma > sigma_kappa
         if high.all():
@@ -147,4 +149,4 @@ def switch_experts(semantic: Denoiser, detail: Denoiser, sigma_kappa: float) -> 
         out[~high] = detail(x[~high], sigma[~high], cond[~high])
         return out
 
-    return denoise
+    return velocity

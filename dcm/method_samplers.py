@@ -54,10 +54,10 @@ class SamplerRequest:
         net = self.backbone.load_network(layout.require(directory / layout.NETWORK, made_by))
         return net.eval().requires_grad_(False)
 
-    def euler(self, denoiser) -> Sampler:
-        """Few-step Euler sampling of `denoiser` on this request's schedule."""
+    def euler(self, velocity_fn) -> Sampler:
+        """Few-step Euler sampling of `velocity_fn` on this request's schedule."""
         sigmas, schedule = self.phases.sigmas, self.schedule
-        return lambda noise, cond, seeds: euler_sample(denoiser, noise, cond, sigmas, schedule)
+        return lambda noise, cond, seeds: euler_sample(velocity_fn, noise, cond, sigmas, schedule)
 
 
 def build_sampler(request: SamplerRequest) -> Sampler:
@@ -68,20 +68,20 @@ def build_sampler(request: SamplerRequest) -> Sampler:
 
 def teacher(request: SamplerRequest) -> Sampler:
     """The teacher's Euler ODE solve on `steps` uniform grid steps."""
-    return request.euler(Expert(request.teacher()).denoiser(request.backbone))
+    return request.euler(Expert(request.teacher()).velocity_fn(request.backbone))
 
 
 def single_network(request: SamplerRequest) -> Sampler:
     """One trained student (PCM, or a variant without experts) on its few-step schedule."""
     (directory,) = request.networks()
-    return request.euler(Expert(request.load(directory)).denoiser(request.backbone))
+    return request.euler(Expert(request.load(directory)).velocity_fn(request.backbone))
 
 
 def lcm(request: SamplerRequest) -> Sampler:
     """LCM's multistep sampling: a consistency jump to the clean end, re-noised between steps."""
     (directory,) = request.networks()
     settings = request.cfg["lcm"]
-    function = LCMFunction(Expert(request.load(directory)).denoiser(request.backbone), settings["sigma_data"],
+    function = LCMFunction(Expert(request.load(directory)).velocity_fn(request.backbone), settings["sigma_data"],
                            settings["timestep_scaling"])
     sigmas, schedule = request.phases.sigmas, request.schedule
     return lambda noise, cond, seeds: lcm_sample(function, noise, cond, sigmas, schedule, seeds)
@@ -108,8 +108,8 @@ def experts(request: SamplerRequest) -> Sampler:
     seme, dete = request.networks()
     semantic_net = request.load(seme)
     detail = detail_expert(request, dete, semantic_net)
-    return request.euler(switch_experts(Expert(semantic_net).denoiser(request.backbone),
-                                        detail.denoiser(request.backbone), request.phases.sigma_kappa))
+    return request.euler(switch_experts(Expert(semantic_net).velocity_fn(request.backbone),
+                                        detail.velocity_fn(request.backbone), request.phases.sigma_kappa))
 
 
 def mix(request: SamplerRequest) -> Sampler:
@@ -119,9 +119,9 @@ def mix(request: SamplerRequest) -> Sampler:
     backbone, m = request.backbone, request.method
     loaded: dict[str, object] = {}
     if "vcm" in (m.semantic, m.detail):
-        loaded["vcm"] = Expert(request.load(vcm_dir)).denoiser(backbone)
+        loaded["vcm"] = Expert(request.load(vcm_dir)).velocity_fn(backbone)
     if m.semantic == "seme":
-        loaded["seme"] = Expert(request.load(seme)).denoiser(backbone)
+        loaded["seme"] = Expert(request.load(seme)).velocity_fn(backbone)
     if m.detail == "dete":
-        loaded["dete"] = detail_expert(request, dete, request.load(seme)).denoiser(backbone)
+        loaded["dete"] = detail_expert(request, dete, request.load(seme)).velocity_fn(backbone)
     return request.euler(switch_experts(loaded[m.semantic], loaded[m.detail], request.phases.sigma_kappa))

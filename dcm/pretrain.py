@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from dcm.experts import Denoiser
+from dcm.experts import VelocityFn
 from dcm.solvers import add_noise
 
 
@@ -28,7 +28,7 @@ class ClipSampler:
 class FlowMatching:
     """Rectified-flow loss with logit-normal noise levels, sigma = sigmoid(N(mean, std))."""
 
-    denoiser: Denoiser
+    velocity_fn: VelocityFn
     logit_mean: float
     logit_std: float
 
@@ -36,5 +36,5 @@ class FlowMatching:
         x0, cond = batch
         sigma = torch.sigmoid(self.logit_mean + self.logit_std * torch.randn(len(x0), generator=generator))
         noise = torch.randn(x0.shape, generator=generator)
-        loss = F.mse_loss(self.denoiser(add_noise(x0, noise, sigma), sigma, cond), noise - x0)
+        loss = F.mse_loss(self.velocity_fn(add_noise(x0, noise, sigma), sigma, cond), noise - x0)
         return loss, {"sigma": sigma.mean()}

@@ -6,14 +6,14 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from dcm.experts import Denoiser
+from dcm.experts import VelocityFn
 from dcm.solvers import add_noise, euler_step
 
 RENOISE_SEED_OFFSET = 1 << 32  # LCM's re-noising stream of a video: its noise seed plus this, apart from the noise
 
 
 @torch.no_grad()
-def euler_sample(denoiser: Denoiser, noise: torch.Tensor, cond: torch.Tensor, sigmas: torch.Tensor,
+def euler_sample(velocity_fn: VelocityFn, noise: torch.Tensor, cond: torch.Tensor, sigmas: torch.Tensor,
                  schedule: list[int], return_trajectory: bool = False, progress: bool = False):
     """Integrate dx/dsigma = v from grid index schedule[0] down to schedule[-1] with Euler steps (Eq. 5).
 
@@ -25,7 +25,7 @@ def euler_sample(denoiser: Denoiser, noise: torch.Tensor, cond: torch.Tensor, si
     states = [x]
     for i, j in tqdm(list(zip(schedule[:-1], schedule[1:])), desc="sampling", disable=not progress, leave=False):
         sigma = sigmas[i].to(x.dtype).expand(x.shape[0])
-        x = euler_step(x, denoiser(x, sigma, cond), sigmas[i], sigmas[j])
+        x = euler_step(x, velocity_fn(x, sigma, cond), sigmas[i], sigmas[j])
         states.append(x)
     return (x, torch.stack(states)) if return_trajectory else x
 

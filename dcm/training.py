@@ -41,12 +41,12 @@ class Objective(Protocol):
 
 
 @dataclass
-class Discriminator:
+class DiscriminatorStep:
     """A discriminator module, its optimiser, and its loss on the oldest generator micro-batch not yet used."""
 
-    module: nn.Module
-    optimizer: torch.optim.Optimizer
-    loss: Callable[[], torch.Tensor]
+    module: nn.Module  # the discriminator heads being trained
+    optimizer: torch.optim.Optimizer  # their optimiser (AdamW, betas (0, 0.999) in the paper's setting)
+    loss: Callable[[], torch.Tensor]  # its hinge loss on the micro-batch the generator step just used
 
 
 @dataclass
@@ -54,17 +54,17 @@ class TrainLoop:
     """Runs `steps` optimiser steps of `objective` on batches from `sample_batch`, resuming from `out_dir`."""
 
     student: nn.Module  # the module whose trainable parameters are optimised
-    optimizer: torch.optim.Optimizer
-    objective: Objective
+    optimizer: torch.optim.Optimizer  # AdamW over the student's trainable parameters (fp32 masters)
+    objective: Objective  # the loss of one batch: consistency, flow matching or LCM, plus their extra terms
     sample_batch: Callable[[torch.Generator], tuple]  # the global batch: a tuple of batch-first tensors
-    out_dir: Path
-    steps: int
-    seed: int
-    checkpoint_every: int
-    grad_clip: float | None = None
+    out_dir: Path  # the stage's work directory: checkpoint/, metrics.jsonl and metrics.csv go here
+    steps: int  # optimiser steps in all, counting those before a resume
+    seed: int  # seeds the batch and noise streams (each process derives its own)
+    checkpoint_every: int  # steps between checkpoints (also written at the end and on SIGTERM/SIGUSR1)
+    grad_clip: float | None = None  # global gradient-norm clip; None = off
     ema: AveragedModel | None = None  # consistency target F^- (Eq. 4), updated after each step
-    discriminator: Discriminator | None = None
-    description: str = "train"
+    discriminator: DiscriminatorStep | None = None  # the GAN's heads, stepped after each generator step (Eq. 10)
+    description: str = "train"  # name on the progress bar and in errors
     on_step: Callable[[int], None] | None = None  # called with the step count after each step (a probe)
     accelerator: Accelerator | None = None  # default: one on the device the student already sits on
     compute_dtype: torch.dtype = torch.float32  # dtype of the forward (the backbone autocasts); float16 scales

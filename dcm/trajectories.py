@@ -30,7 +30,7 @@ from dcm.solvers import add_noise, euler_step
 
 if TYPE_CHECKING:
     from dcm.backbones.base import Backbone
-    from dcm.experts import Denoiser
+    from dcm.experts import VelocityFn
 
 MANIFEST = "manifest.json"
 HASHED_SECTIONS = ("seed", "backbone", "data", "teacher", "schedule", "trajectories")
@@ -52,7 +52,7 @@ def latents_hash(cfg: dict) -> str:
     return config_hash({"backbone": cfg["backbone"], "videos": cfg["trajectories"].get("videos")})
 
 
-def teacher_velocity(backbone: Backbone, teacher: torch.nn.Module) -> Denoiser:
+def teacher_velocity(backbone: Backbone, teacher: torch.nn.Module) -> VelocityFn:
     """The teacher's velocity field as the trajectories (cached or online) follow it."""
     return lambda x, sigma, cond: backbone.predict(teacher, x, sigma, cond)
 
@@ -304,7 +304,7 @@ class OnlineTeacher:
     one teacher forward per training step instead of a cached 50-step trajectory per video."""
 
     latents: TrajectoryCache
-    velocity: Denoiser  # the (guided) teacher: (x, sigma, cond) -> v
+    velocity: VelocityFn  # the (guided) teacher: (x, sigma, cond) -> v
     sigmas: torch.Tensor
 
     @property

@@ -11,11 +11,11 @@ from dcm.solvers import teacher_sigmas
 def test_switch_uses_semantic_above_kappa_and_detail_at_and_below():
     semantic = lambda x, s, c: torch.ones_like(x)
     detail = lambda x, s, c: -torch.ones_like(x)
-    denoise = switch_experts(semantic, detail, sigma_kappa=0.5)
+    velocity = switch_experts(semantic, detail, sigma_kappa=0.5)
     x = torch.zeros(3, 2)
-    out = denoise(x, torch.tensor([0.9, 0.5, 0.1]), torch.zeros(3, 1))
+    out = velocity(x, torch.tensor([0.9, 0.5, 0.1]), torch.zeros(3, 1))
     assert out[:, 0].tolist() == [1.0, -1.0, -1.0]
-    assert (denoise(x, torch.tensor(0.6), torch.zeros(3, 1)) == 1).all()
+    assert (velocity(x, torch.tensor(0.6), torch.zeros(3, 1)) == 1).all()
 
 
 def test_detail_expert_starts_equal_to_semantic_and_leaves_it_untouched(backbone, net, cond):
@@ -35,7 +35,7 @@ def test_only_lora_and_new_timestep_layers_receive_gradients(backbone, net, cond
     detail = attach_detail_expert(net, backbone, rank=2, alpha=4)
     sigmas = teacher_sigmas(10, 1.0).float()
     x_n, x_prev, n = torch.randn(2, *backbone.latent_shape), torch.randn(2, *backbone.latent_shape), torch.tensor([5, 3])
-    pred, tgt = consistency_pair(detail.denoiser(backbone), detail.denoiser(backbone), x_n, x_prev, n, cond, sigmas,
+    pred, tgt = consistency_pair(detail.velocity_fn(backbone), detail.velocity_fn(backbone), x_n, x_prev, n, cond, sigmas,
                                  [6, 0])
     pseudo_huber(pred, tgt, 1e-3).backward()
     with_grad = {k for k, p in detail.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}

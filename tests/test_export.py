@@ -50,7 +50,7 @@ def test_exported_dcm_samples_like_the_project_sampler(wan, tmp_path):
     sigmas = PHASES.sigmas
     cond = backbone.encode_prompts(["a red cat runs", "the dog walks"])
     noise = torch.randn(2, *backbone.latent_shape, generator=torch.Generator().manual_seed(1))
-    denoiser = switch_experts(Expert(semantic).denoiser(backbone), detail.denoiser(backbone), PHASES.sigma_kappa)
+    velocity_fn = switch_experts(Expert(semantic).velocity_fn(backbone), detail.velocity_fn(backbone), PHASES.sigma_kappa)
     scheduler = FewStepFlowMatchScheduler(grid_sigmas=sigmas.tolist(), phase_schedule=phase_schedule_config(PHASES),
                                           cut="experts")
     merged = merged_detail_network(copy.deepcopy(detail))
@@ -60,10 +60,10 @@ def test_exported_dcm_samples_like_the_project_sampler(wan, tmp_path):
     assert torch.allclose(backbone.predict(merged, x, sigma, cond), want, atol=1e-5)
     wan_pipeline(backbone, semantic, scheduler, merged, boundary_ratio(sigmas, KAPPA)).save_pretrained(tmp_path / "dcm")
     for steps in (4, 2):
-        ours = euler_sample(denoiser, noise, cond, sigmas, PHASES.few_step("experts", steps))
+        ours = euler_sample(velocity_fn, noise, cond, sigmas, PHASES.few_step("experts", steps))
         theirs = _pipeline_latents(tmp_path / "dcm", noise, cond, steps)
         assert torch.allclose(theirs, ours, atol=1e-5), (theirs - ours).abs().max()
-    only_semantic = euler_sample(Expert(semantic).denoiser(backbone), noise, cond, sigmas,
+    only_semantic = euler_sample(Expert(semantic).velocity_fn(backbone), noise, cond, sigmas,
                                  PHASES.few_step("experts", 4))
     assert not torch.allclose(only_semantic, ours, atol=1e-3)  # DetE really ran below kappa
     with pytest.raises(DCMError, match="not a multiple of the 2 phases"):
@@ -77,7 +77,7 @@ def test_exported_pcm_samples_like_the_project_sampler(wan, tmp_path):
     scheduler = FewStepFlowMatchScheduler(grid_sigmas=PHASES.sigmas.tolist(),
                                           phase_schedule=phase_schedule_config(PHASES), cut="pcm")
     wan_pipeline(backbone, semantic, scheduler).save_pretrained(tmp_path / "pcm")
-    ours = euler_sample(Expert(semantic).denoiser(backbone), noise, cond, PHASES.sigmas, PHASES.few_step("pcm", 4))
+    ours = euler_sample(Expert(semantic).velocity_fn(backbone), noise, cond, PHASES.sigmas, PHASES.few_step("pcm", 4))
     assert torch.allclose(_pipeline_latents(tmp_path / "pcm", noise, cond, 4), ours, atol=1e-5)
 
 

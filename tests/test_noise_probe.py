@@ -62,7 +62,7 @@ def _training(backbone, net, cache, tmp_path, probe_every: int | None, steps: in
     """Train a copy of `net` for `steps` steps on `cache`, with or without a probe; (weights, metrics, probe)."""
     student = Expert(copy.deepcopy(net).train().requires_grad_(True))
     sigmas = teacher_sigmas(N, 1.0)
-    objective = PhasedConsistency(student=student.denoiser(backbone), target=student.denoiser(backbone),
+    objective = PhasedConsistency(student=student.velocity_fn(backbone), target=student.velocity_fn(backbone),
                                   sigmas=sigmas, edges=[N, 3, 0], loss="huber", huber_c=0.001)
     probe = None
     if probe_every is not None:

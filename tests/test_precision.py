@@ -15,7 +15,7 @@ from dcm.errors import DCMError
 from dcm.experts import Expert, attach_detail_expert
 from dcm.outputs import stage_output
 from dcm.schedule import PhaseSchedule
-from dcm.training import Discriminator as DiscriminatorStep
+from dcm.training import DiscriminatorStep
 from dcm.training import TrainLoop, adamw
 from tests.test_backbones import BUILDERS, SHAPE, pipeline  # noqa: F401 (the fixture)
 
@@ -58,7 +58,7 @@ def test_seme_and_dete_learn_under_bf16_autocast(pipeline, tmp_path):  # noqa: F
     sigmas = PHASES.sigmas
 
     student = Expert(backbone.load_network(path / "transformer").train().requires_grad_(True))
-    seme = PhasedConsistency(student.denoiser(backbone), student.denoiser(backbone), sigmas, PHASES.semantic_edges,
+    seme = PhasedConsistency(student.velocity_fn(backbone), student.velocity_fn(backbone), sigmas, PHASES.semantic_edges,
                              "huber", 0.001, tc_stride=1)
     before = snapshot(student)
     history = train(student, seme, pair_sampler(backbone, cond, KAPPA, N), tmp_path / "seme")
@@ -74,7 +74,7 @@ def test_seme_and_dete_learn_under_bf16_autocast(pipeline, tmp_path):  # noqa: F
     width, levels = feature_levels(backbone, teacher, cond, 1)
     adversarial = Adversarial(backbone, teacher, Discriminator(width, levels), 1, (0, KAPPA), sigmas, 0.5, 1.0)
     d_opt = adamw(adversarial.discriminator.parameters(), 1e-3, betas=(0.0, 0.999))
-    dete = PhasedConsistency(expert.denoiser(backbone), expert.denoiser(backbone), sigmas, PHASES.detail_edges,
+    dete = PhasedConsistency(expert.velocity_fn(backbone), expert.velocity_fn(backbone), sigmas, PHASES.detail_edges,
                              "huber", 0.001, adversarial=adversarial)
     before, heads = snapshot(expert), snapshot(adversarial.discriminator)
     history = train(expert, dete, pair_sampler(backbone, cond, 0, KAPPA), tmp_path / "dete", lr=1e-3,
@@ -103,7 +103,7 @@ def test_fp32_masters_keep_the_updates_pure_bf16_rounds_away(tmp_path):
     backbone, student = _wan_student(tmp_path, "bfloat16")
     cond = backbone.encode_prompts(PROMPTS)
     sampler = pair_sampler(backbone, cond, KAPPA, N)
-    seme = PhasedConsistency(student.denoiser(backbone), student.denoiser(backbone), PHASES.sigmas,
+    seme = PhasedConsistency(student.velocity_fn(backbone), student.velocity_fn(backbone), PHASES.sigmas,
                              PHASES.semantic_edges, "huber", 0.001)
     bf16 = {n: p.detach().clone() for n, p in student.named_parameters()}
     pure = torch.optim.AdamW(student.parameters(), lr=1e-6)  # what the code did before: weights, grads, moments bf16
@@ -129,7 +129,7 @@ def test_float16_trains_with_a_loss_scaler_and_float32_compute_needs_float32_sto
     backbone, student = _wan_student(tmp_path, "float16")
     assert backbone.compute_dtype == torch.float16
     cond = backbone.encode_prompts(PROMPTS)
-    seme = PhasedConsistency(student.denoiser(backbone), student.denoiser(backbone), PHASES.sigmas,
+    seme = PhasedConsistency(student.velocity_fn(backbone), student.velocity_fn(backbone), PHASES.sigmas,
                              PHASES.semantic_edges, "huber", 0.001)
     before = snapshot(student)
     history = train(student, seme, pair_sampler(backbone, cond, KAPPA, N), tmp_path / "fp16", steps=3,

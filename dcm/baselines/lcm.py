@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dcm.experts import Denoiser
+from dcm.experts import VelocityFn
 from dcm.losses import consistency_distance
 from dcm.solvers import per_sample, predicted_x0
 
@@ -27,13 +27,13 @@ def boundary_scalings(timestep: torch.Tensor, sigma_data: float = 0.5, timestep_
 class LCMFunction:
     """The consistency function f(x_t, t) = c_skip(t) x_t + c_out(t) x0_pred(x_t, t)."""
 
-    denoiser: Denoiser
+    velocity_fn: VelocityFn
     sigma_data: float
     timestep_scaling: float
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         c_skip, c_out = boundary_scalings(sigma * 1000, self.sigma_data, self.timestep_scaling)
-        x0 = predicted_x0(x, self.denoiser(x, sigma, cond), sigma)
+        x0 = predicted_x0(x, self.velocity_fn(x, sigma, cond), sigma)
         return per_sample(c_skip, x) * x + per_sample(c_out, x) * x0
 
 

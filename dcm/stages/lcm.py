@@ -19,7 +19,7 @@ def run(cfg: dict) -> None:
     ema = make_ema(student, lcfg["ema_decay"])
 
     def function(expert):
-        return LCMFunction(expert.denoiser(backbone), lcfg["sigma_data"], lcfg["timestep_scaling"])
+        return LCMFunction(expert.velocity_fn(backbone), lcfg["sigma_data"], lcfg["timestep_scaling"])
 
     with stage_output(layout.trainer_dir(layout.run_dir(cfg), "lcm"), cfg) as work:
         TrainLoop(

@@ -45,7 +45,7 @@ def run(cfg: dict) -> None:
         TrainLoop(
             student=expert,
             optimizer=adamw(net.parameters(), tcfg["lr"]),
-            objective=FlowMatching(expert.denoiser(backbone), tcfg["logit_normal_mean"], tcfg["logit_normal_std"]),
+            objective=FlowMatching(expert.velocity_fn(backbone), tcfg["logit_normal_mean"], tcfg["logit_normal_std"]),
             sample_batch=ClipSampler(clips, backbone.encode_prompts([r["caption"] for r in records]),
                                      tcfg["batch_size"]),
             out_dir=work, steps=tcfg["steps"], seed=cfg["seed"], checkpoint_every=tcfg["checkpoint_every"],
@@ -60,7 +60,7 @@ def run(cfg: dict) -> None:
             if not factors:
                 continue
             noise = seeded_noise(backbone.latent_shape, [cfg["seed"] + i for i in range(len(factors))])
-            latents = euler_sample(expert.denoiser(backbone), noise, backbone.encode_prompts(
+            latents = euler_sample(expert.velocity_fn(backbone), noise, backbone.encode_prompts(
                 [f.caption for f in factors]), phases.sigmas, list(range(phases.num_steps, -1, -1)),
                 progress=True)
             videos = backbone.decode(latents)

@@ -60,14 +60,14 @@ def generate(cfg: dict, chunks: list[list], indices: list[int], directory) -> No
     backbone, teacher = load_teacher(cfg)
     tcfg, phases = cfg["trajectories"], PhaseSchedule.from_config(cfg)
     sigmas, schedule = phases.sigmas, list(range(phases.num_steps, -1, -1))
-    denoise = teacher_velocity(backbone, teacher)
+    velocity = teacher_velocity(backbone, teacher)
 
     for i in todo:
         latents, cond = [], []
         for b in range(0, len(chunks[i]), tcfg["batch_size"]):
             prompts, seeds = zip(*chunks[i][b:b + tcfg["batch_size"]])
             c = backbone.encode_prompts(list(prompts))
-            _, states = euler_sample(denoise, seeded_noise(backbone.latent_shape, list(seeds)), c, sigmas,
+            _, states = euler_sample(velocity, seeded_noise(backbone.latent_shape, list(seeds)), c, sigmas,
                                      schedule, return_trajectory=True)
             latents.append(states.flip(0).transpose(0, 1))  # (B, N+1, ...), index i holds x_{t_i}
             cond.append(c)

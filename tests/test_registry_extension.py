@@ -15,18 +15,18 @@ TOY_MODULE = '''"""A toy baseline: PCM's objective with a single phase, every gr
 
 from dcm import layout
 from dcm.backbones import load_teacher, teacher_network_dir
-from dcm.distillation import fresh_student, load_cache, train_consistency
+from dcm.distillation import fresh_student, pair_source, train_consistency
 from dcm.outputs import stage_output
 from dcm.schedule import PhaseSchedule
 
 
 def train(cfg: dict) -> None:
     phases = PhaseSchedule.from_config(cfg)
-    backbone, _ = load_teacher(cfg)
+    backbone, teacher = load_teacher(cfg)
     student = fresh_student(backbone, teacher_network_dir(cfg))
     with stage_output(layout.trainer_dir(layout.run_dir(cfg), "toy"), cfg) as work:
         train_consistency(cfg, "pcm", backbone, student, phases.edges("whole"), (0, phases.num_steps), work,
-                          load_cache(cfg))
+                          pair_source(cfg, backbone, teacher))
         backbone.save_network(student.net, work / layout.NETWORK)
 '''
 TOY_ENTRY = '''    "toy": Method("toy", "toy: one-phase PCM", "whole", "dcm.method_samplers:single_network", ("pcm",),

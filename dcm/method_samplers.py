@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Callable
 
@@ -64,8 +64,9 @@ def build_sampler(request: SamplerRequest) -> Sampler:
 
 
 def teacher(request: SamplerRequest) -> Sampler:
-    """The teacher's Euler ODE solve on `steps` uniform grid steps."""
-    return request.euler(Expert(request.teacher).denoiser(request.backbone))
+    """The teacher's Euler ODE solve on `steps` uniform grid steps, guided as its pipeline guides it (students
+    learn the guided flow and sample without guidance)."""
+    return request.euler(partial(request.backbone.guided_predict, request.teacher))
 
 
 def single_network(request: SamplerRequest) -> Sampler:

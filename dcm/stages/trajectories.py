@@ -3,6 +3,8 @@ grid point, so distillation reads the teacher's step of Eq. 5 instead of recompu
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from tqdm.auto import tqdm
 
@@ -23,7 +25,7 @@ def run(cfg: dict) -> None:
     jobs = [(caption, TRAJECTORY_SEED_OFFSET + k * tcfg["seeds_per_prompt"] + s)
             for k, caption in enumerate(captions) for s in range(tcfg["seeds_per_prompt"])]
     n, sigmas = phases.num_steps, phases.sigmas
-    schedule, denoise = list(range(n, -1, -1)), lambda x, s, c: backbone.predict(teacher, x, s, c)
+    schedule, denoise = list(range(n, -1, -1)), partial(backbone.guided_predict, teacher)
     shards = []
     with stage_output(layout.run_dir(cfg) / "trajectories", cfg) as work:
         for first in tqdm(range(0, len(jobs), tcfg["shard_size"]), desc="trajectory shards"):

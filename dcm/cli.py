@@ -30,8 +30,10 @@ STAGES = {
     "sample": ("few-step (or teacher) sampling of one method at one step count", "dcm.stages.sample:run"),
     "compare": ("distance of every sample set to the teacher's 50-step output from the same noise",
                 "dcm.stages.compare:run"),
-    "evaluate": ("score one sample set with the backbone's benchmark: tinybench (tiny) or VBench (own environment)",
-                 "dcm.stages.evaluate:run"),
+    "vbench_sample": ("VBench's videos of one method and step count: its prompt suite, 5 seeds each, mp4 at the "
+                      "backbone's fps", "dcm.stages.vbench_sample:run"),
+    "evaluate": ("score one method and step count: tinybench (tiny: its sample set) or VBench (own environment: "
+                 "the vbench_sample videos)", "dcm.stages.evaluate:run"),
     "trajdist": ("L1 distance between adjacent teacher steps along the cached trajectories and the kappa it "
                  "suggests (Fig. 10)", "dcm.stages.trajdist:run"),
     "userstudy": ("blinded pairwise rater sheets (DCM vs LCM, DCM vs PCM) and their key, kept apart",
@@ -60,12 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("seme", "dete", "weightdiff"):
             p.add_argument("--variant", default=methods.MIX_VARIANT if name == "weightdiff" else "dcm",
                            help="Table 3 variant from the config's `variants`")
-        if name in ("sample", "evaluate"):
+        if name in ("sample", "vbench_sample", "evaluate"):
             p.add_argument("--method", required=True, help="a method of the registry (" + ", ".join(methods.METHODS)
                            + "), a variant name (e.g. dcm, vcm) or an expert mix <seme|vcm>+<dete|vcm>[@variant] "
                            "(Fig. 3)")
             p.add_argument("--steps", type=int, required=True, help="number of sampling steps")
-        if name in ("seme", "dete", "sample", "evaluate"):
+        if name in ("seme", "dete", "sample", "vbench_sample", "evaluate"):
             p.add_argument("--kappa", type=int, metavar="K",
                            help="one point of the kappa sweep (Fig. 10, right): schedule.kappa=K, outputs under "
                            "<run>/kappa/K/ (trajectories, teacher and the teacher's samples from the run itself)")

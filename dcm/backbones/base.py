@@ -97,6 +97,9 @@ class Backbone(ABC):
         """The network's timestep input at flow level sigma: 1000 sigma (diffusers' flow-matching convention)."""
         return sigma * 1000
 
+    def tile_decoding(self) -> None:
+        """Decode in tiles from now on (diffusers' vae.enable_tiling on real backbones; the tiny one has no VAE)."""
+
     def negative_condition(self) -> torch.Tensor:
         """Embedding (1, L, D) of the guidance's negative prompt, encoded once."""
         if getattr(self, "_negative", None) is None:

@@ -141,6 +141,9 @@ class DiffusersBackbone(Backbone):
                            f"compression {temporal}")
         return channels, (self.frames - 1) // temporal + 1, self.height // spatial, self.width // spatial
 
+    def tile_decoding(self):
+        self.vae.enable_tiling()
+
     @torch.no_grad()
     def decode(self, latents):
         pixels = self.vae.decode(self.latents_to_vae(latents.to(self.device, self.vae.dtype))).sample

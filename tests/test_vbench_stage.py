@@ -6,6 +6,7 @@ mode by duration, a killed run resumed, and the version and mode in the score fi
 import dataclasses
 import json
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -131,3 +132,27 @@ def test_vbench_sample_then_evaluate(tmp_path, monkeypatch):
     assert scores["vbench"]["mode"] == "long_vbench_standard"
     launched = read_json(next((tmp_path / "results" / "wan2.1-t2v-1.3b" / "eval" / "teacher-2").rglob("args.json")))
     assert launched["mode"] == "long_vbench_standard"  # VBench-Long's own launcher (vbench2_beta_long.eval_long)
+
+
+def test_two_processes_share_the_videos(tmp_path):
+    """torchrun with two CPU processes (gloo): each samples its shard, rank 0 finishes one complete output."""
+    torch.manual_seed(0)
+    build_wan(tmp_path / "wan")
+    python = fake_vbench_python(tmp_path / "vbench-env")
+    overrides = [f"results_dir={tmp_path / 'results'}", f"backbone.pretrained={tmp_path / 'wan'}",
+                 "backbone.dtype=float32", "backbone.device=cpu", "backbone.frames=5", "backbone.height=32",
+                 "backbone.width=32", "backbone.max_sequence_length=8", "schedule.num_steps=4", "schedule.kappa=2",
+                 "threads=1", "tracking.enabled=false", f"evaluate.vbench_python={python}",
+                 "evaluate.vbench_dimensions=[subject_consistency]", "sampling.steps=[2]", "tables.ablation_steps=2"]
+    config = ["--config", str(REPO / "config" / "wan2.1-t2v-1.3b.yaml"), *(a for o in overrides for a in ("--set", o))]
+    from dcm.stages import teacher
+
+    teacher.run(load_config(REPO / "config" / "wan2.1-t2v-1.3b.yaml", overrides))
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "-m", "dcm", "vbench_sample", "--method", "teacher", "--steps", "2", *config],
+                          capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "results" / "wan2.1-t2v-1.3b" / "vbench" / "teacher-2"
+    assert len(list((out / "videos").glob("*.mp4"))) == 10 and not out.with_name("teacher-2.partial").exists()
+    assert read_json(out / "manifest.json")["world_size"] == 2
+    assert "rank 1 sampled 5 of its 5" in proc.stderr and "rank 0 sampled 5 of its 5" in proc.stderr

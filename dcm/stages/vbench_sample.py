@@ -68,6 +68,10 @@ def suite(cfg: dict, method: str, steps: int, python: str) -> dict:
 def run(cfg: dict, method: str, steps: int) -> None:
     python = vbench_python(cfg)
     spec = suite(cfg, method, steps, python)
+    if distributed.world_size() > 1:  # the process group behind distributed.barrier (nccl on GPUs, gloo on CPUs)
+        from accelerate import PartialState
+
+        PartialState(cpu=cfg["backbone"]["device"] == "cpu")
     all_prompts, prompts = load_suite(spec["prompt_file"]), load_suite(spec["prompt_file"], spec["dimensions"])
     videos = suite_videos(all_prompts, prompts)
     entry = methods.check_request(cfg, method, steps)

@@ -44,6 +44,8 @@ STAGES = {
                "latency files", "dcm.stages.tables:run"),
     "figures": ("the paper's figures (Fig. 2, 3, 5, 10 and sample grids) as PNG from the run's result files",
                 "dcm.stages.figures:run"),
+    "schedule": ("the teacher grid (sigmas, timesteps), guidance, and every method's phase edges, step indices "
+                 "and expert switch", "dcm.stages.schedule:run"),
     "plan": ("per-GPU memory of every GPU stage (weights, gradients, optimizer, frozen copies, activations) and "
              "whether it fits", "dcm.stages.plan:run"),
 }
@@ -73,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "<run>/kappa/K/ (trajectories, teacher and the teacher's samples from the run itself)")
         if name == "plan":
             p.add_argument("--json", dest="as_json", action="store_true", help="print a JSON list, one object per stage")
+        if name == "schedule":
+            p.add_argument("--json", dest="as_json", action="store_true", help="print JSON instead of a table")
         if name == "tables":
             p.add_argument("--table", required=True, choices=["1", "3", "kappa"],
                            help="which table of the paper; kappa: the kappa sweep of Fig. 10 (right)")

@@ -78,7 +78,8 @@ def test_vbench_sample_then_evaluate(tmp_path, monkeypatch):
         "backbone.device=cpu", "backbone.frames=5", "backbone.height=32", "backbone.width=32",
         "backbone.max_sequence_length=8", "schedule.num_steps=4", "schedule.kappa=2", "threads=2",
         "tracking.enabled=false", f"evaluate.vbench_python={python}", "evaluate.vbench_batch_size=4",
-        "evaluate.vbench_dimensions=[subject_consistency]", "sampling.steps=[2]", "tables.ablation_steps=2"])
+        "evaluate.vbench_dimensions=[subject_consistency]", "sampling.steps=[2]", "sampling.teacher_steps=4",
+        "tables.ablation_steps=2", "userstudy.steps=2", "pcm.phases=2"])
     teacher.run(cfg)
     out = tmp_path / "results" / "wan2.1-t2v-1.3b" / "vbench" / "teacher-2"
     calls = []
@@ -143,7 +144,8 @@ def test_two_processes_share_the_videos(tmp_path):
                  "backbone.dtype=float32", "backbone.device=cpu", "backbone.frames=5", "backbone.height=32",
                  "backbone.width=32", "backbone.max_sequence_length=8", "schedule.num_steps=4", "schedule.kappa=2",
                  "threads=1", "tracking.enabled=false", f"evaluate.vbench_python={python}",
-                 "evaluate.vbench_dimensions=[subject_consistency]", "sampling.steps=[2]", "tables.ablation_steps=2"]
+                 "evaluate.vbench_dimensions=[subject_consistency]", "sampling.steps=[2]", "sampling.teacher_steps=4",
+                 "tables.ablation_steps=2", "userstudy.steps=2", "pcm.phases=2"]
     config = ["--config", str(REPO / "config" / "wan2.1-t2v-1.3b.yaml"), *(a for o in overrides for a in ("--set", o))]
     from dcm.stages import teacher
 

@@ -34,8 +34,10 @@ STAGES = {
                 "decode included)", "dcm.stages.latency:run"),
     "compare": ("distance of every sample set to the teacher's 50-step output from the same noise",
                 "dcm.stages.compare:run"),
-    "evaluate": ("score one sample set with the backbone's benchmark: tinybench (tiny) or VBench (own environment)",
-                 "dcm.stages.evaluate:run"),
+    "vbench_sample": ("VBench's videos of one method and step count: its prompt suite, 5 seeds each, mp4 at the "
+                      "backbone's fps", "dcm.stages.vbench_sample:run"),
+    "evaluate": ("score one method and step count: tinybench (tiny: its sample set) or VBench (own environment: "
+                 "the vbench_sample videos)", "dcm.stages.evaluate:run"),
     "trajdist": ("L1 distance between adjacent teacher steps along the cached trajectories and the kappa it "
                  "suggests (Fig. 10)", "dcm.stages.trajdist:run"),
     "userstudy": ("blinded pairwise rater sheets (DCM vs LCM, DCM vs PCM) and their key, kept apart",
@@ -48,6 +50,8 @@ STAGES = {
                "dcm.stages.export:run"),
     "figures": ("the paper's figures (Fig. 2, 3, 5, 10 and sample grids) as PNG from the run's result files",
                 "dcm.stages.figures:run"),
+    "schedule": ("the teacher grid (sigmas, timesteps), guidance, and every method's phase edges, step indices "
+                 "and expert switch", "dcm.stages.schedule:run"),
     "plan": ("per-GPU memory of every GPU stage (weights, gradients, optimizer, frozen copies, activations) and "
              "whether it fits", "dcm.stages.plan:run"),
 }
@@ -66,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("seme", "dete", "weightdiff"):
             p.add_argument("--variant", default=methods.MIX_VARIANT if name == "weightdiff" else "dcm",
                            help="Table 3 variant from the config's `variants`")
-        if name in ("sample", "evaluate"):
+        if name in ("sample", "vbench_sample", "evaluate"):
             p.add_argument("--method", required=True, help="a method of the registry (" + ", ".join(methods.METHODS)
                            + "), a variant name (e.g. dcm, vcm) or an expert mix <seme|vcm>+<dete|vcm>[@variant] "
                            "(Fig. 3)")
@@ -77,12 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--shards", type=int, metavar="N", help="number of parallel generation jobs")
         if name == "export":
             p.add_argument("--method", required=True, help="a variant name (e.g. dcm, vcm) or pcm")
-        if name in ("seme", "dete", "sample", "evaluate"):
+        if name in ("seme", "dete", "sample", "vbench_sample", "evaluate"):
             p.add_argument("--kappa", type=int, metavar="K",
                            help="one point of the kappa sweep (Fig. 10, right): schedule.kappa=K, outputs under "
                            "<run>/kappa/K/ (trajectories, teacher and the teacher's samples from the run itself)")
         if name == "plan":
             p.add_argument("--json", dest="as_json", action="store_true", help="print a JSON list, one object per stage")
+        if name == "schedule":
+            p.add_argument("--json", dest="as_json", action="store_true", help="print JSON instead of a table")
         if name == "tables":
             p.add_argument("--table", required=True, choices=["1", "3", "kappa"],
                            help="which table of the paper; kappa: the kappa sweep of Fig. 10 (right)")

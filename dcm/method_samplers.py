@@ -19,6 +19,7 @@ from dcm.experts import Expert, attach_detail_expert, detail_state_dict, switch_
 from dcm.io import load_tensors, read_json
 from dcm.sampling import euler_sample, lcm_sample
 from dcm.schedule import PhaseSchedule
+from dcm.trajectories import teacher_velocity
 
 Sampler = Callable[[torch.Tensor, torch.Tensor, list[int]], torch.Tensor]
 
@@ -67,8 +68,9 @@ def build_sampler(request: SamplerRequest) -> Sampler:
 
 
 def teacher(request: SamplerRequest) -> Sampler:
-    """The teacher's Euler ODE solve on `steps` uniform grid steps."""
-    return request.euler(Expert(request.teacher()).velocity_fn(request.backbone))
+    """The teacher's Euler ODE solve on `steps` uniform grid steps, guided as its pipeline guides it (students
+    learn the guided flow and sample without guidance)."""
+    return request.euler(teacher_velocity(request.backbone, request.teacher()))
 
 
 def single_network(request: SamplerRequest) -> Sampler:

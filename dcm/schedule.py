@@ -39,12 +39,14 @@ class PhaseSchedule:
     kappa: int  # phase boundary index: semantic phase [kappa, N], detail phase [0, kappa]
     shift: float  # timestep shift of the flow-matching grid
     pcm_phases: int  # PCM's number of sub-trajectories (pcm.phases)
+    backbone: str = "tiny"  # backbone.name: whose pipeline builds the grid (dcm/grids.py)
 
     @classmethod
     def from_config(cls, cfg: dict) -> "PhaseSchedule":
         """The schedule of a validated config."""
         schedule = cfg["schedule"]
-        return cls(schedule["num_steps"], schedule["kappa"], schedule["shift"], cfg["pcm"]["phases"])
+        return cls(schedule["num_steps"], schedule["kappa"], schedule["shift"], cfg["pcm"]["phases"],
+                   cfg["backbone"]["name"])
 
     def edges(self, cut: str) -> list[int]:
         """Descending phase edges: whole [N, 0]; experts [N, kappa, 0]; pcm `pcm_phases` near-equal phases."""
@@ -116,11 +118,23 @@ class PhaseSchedule:
         return schedule
 
     @cached_property
+    def grid(self):
+        """(sigmas, timesteps): float64 arrays over grid index 0..N as the backbone's pipeline builds them."""
+        from dcm.grids import backbone_grid
+
+        return backbone_grid(self.backbone, self.num_steps, self.shift)
+
+    @cached_property
     def sigmas(self):
         """sigma_i for i = 0..N (float64 tensor, ascending in i): the backbone's grid."""
-        from dcm.solvers import teacher_sigmas
+        import torch
 
-        return teacher_sigmas(self.num_steps, self.shift)
+        return torch.from_numpy(self.grid[0])
+
+    @property
+    def timesteps(self) -> list[float]:
+        """The network's timestep input at each grid index 0..N (index 0, the clean end, is never evaluated)."""
+        return self.grid[1].tolist()
 
     @property
     def sigma_kappa(self) -> float:
@@ -129,4 +143,4 @@ class PhaseSchedule:
 
     def at_kappa(self, kappa: int) -> "PhaseSchedule":
         """The same grid cut at another kappa (a point of the kappa sweep)."""
-        return PhaseSchedule(self.num_steps, kappa, self.shift, self.pcm_phases)
+        return PhaseSchedule(self.num_steps, kappa, self.shift, self.pcm_phases, self.backbone)

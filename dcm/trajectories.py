@@ -53,8 +53,9 @@ def latents_hash(cfg: dict) -> str:
 
 
 def teacher_velocity(backbone: Backbone, teacher: torch.nn.Module) -> VelocityFn:
-    """The teacher's velocity field as the trajectories (cached or online) follow it."""
-    return lambda x, sigma, cond: backbone.predict(teacher, x, sigma, cond)
+    """The teacher's velocity field as the trajectories (cached or online) follow it: guided as its pipeline guides
+    it (Backbone.guided_predict), so the students learn the guided flow and sample without guidance."""
+    return lambda x, sigma, cond: backbone.guided_predict(teacher, x, sigma, cond)
 
 
 def shard_file(index: int) -> str:

@@ -17,6 +17,7 @@ from dcm.backbones.hunyuan_video import pack_condition, unpack_condition
 from dcm.config import load_config
 from dcm.errors import DCMError
 from dcm.experts import attach_detail_expert
+from dcm.pipelines import PIPELINES
 
 REPO = Path(__file__).resolve().parents[1]
 WORDS = "a the red blue green cat dog runs over under sea city night sky walks in of".split()
@@ -33,7 +34,7 @@ def word_tokenizer() -> PreTrainedTokenizerFast:
 
 
 def build_wan(path: Path) -> None:
-    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
+    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
     from transformers import UMT5Config, UMT5EncoderModel
 
     encoder = UMT5EncoderModel(UMT5Config(vocab_size=32, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=2,
@@ -43,7 +44,7 @@ def build_wan(path: Path) -> None:
     net = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=8, in_channels=4,
                                 out_channels=4, text_dim=16, freq_dim=16, ffn_dim=32, num_layers=2, rope_max_seq_len=32)
     WanPipeline(tokenizer=word_tokenizer(), text_encoder=encoder, vae=vae, transformer=net,
-                scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0)).save_pretrained(path)
+                scheduler=UniPCMultistepScheduler(**PIPELINES["wan"].scheduler_config)).save_pretrained(path)
 
 
 def build_hunyuan_video(path: Path) -> None:

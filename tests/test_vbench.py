@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dcm.errors import DCMError
-from dcm.eval import vbench
+from dcm.eval import vbench, vbench_videos
 
 # VBench's *_eval_results.json: {dimension: [mean_score, [per-video dicts]]} (vbench/__init__.py, save_json)
 FIXTURE = {
@@ -69,13 +69,100 @@ def test_parser_names_a_malformed_dimension(tmp_path):
         vbench.find_eval_results(tmp_path / "empty")
 
 
-def test_export_names_videos_by_prompt_and_seed(tmp_path):
-    videos = np.arange(4 * 2 * 2 * 2 * 3, dtype=np.uint8).reshape(4, 2, 2, 2, 3)
-    paths = vbench.export_frames(videos, ["a cat", "a dog"], tmp_path)
-    assert [p.name for p in paths] == ["a cat-0.npy", "a dog-0.npy", "a cat-1.npy", "a dog-1.npy"]
-    assert np.array_equal(np.load(paths[3], allow_pickle=False), videos[3])
-    with pytest.raises(DCMError, match="1..5 videos per prompt"):
-        vbench.export_frames(np.zeros((12, 1, 1, 1, 3), np.uint8), ["a", "b"], tmp_path)
+# VBench's prompt suite format (vbench/VBench_full_info.json): prompt_en, dimension tags, auxiliary_info for the
+# dimensions scored against per-prompt annotations
+SUITE = [
+    {"prompt_en": "a person swimming in ocean", "dimension": ["subject_consistency", "dynamic_degree"]},
+    {"prompt_en": "a red bicycle", "dimension": ["color"], "auxiliary_info": {"color": {"color": "red"}}},
+    {"prompt_en": "a cat", "dimension": ["object_class", "subject_consistency"],
+     "auxiliary_info": {"object_class": {"object": "cat"}}},
+]
+
+
+def _suite_file(tmp_path, entries=SUITE, name="VBench_full_info.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(entries))
+    return path
+
+
+def test_prompt_suite_five_recorded_seeds_per_prompt(tmp_path):
+    path = _suite_file(tmp_path)
+    everything = vbench_videos.load_suite(path)
+    assert everything == ["a person swimming in ocean", "a red bicycle", "a cat"]
+    subset = vbench_videos.load_suite(path, ["subject_consistency"])
+    assert subset == ["a person swimming in ocean", "a cat"]
+    videos = vbench_videos.suite_videos(everything, subset)
+    assert [v.file for v in videos[:6]] == [f"a person swimming in ocean-{i}.mp4" for i in range(5)] + ["a cat-0.mp4"]
+    # seeds follow the prompt's place in the whole suite, so a dimension subset samples the same videos
+    full = {v.file: v.seed for v in vbench_videos.suite_videos(everything, everything)}
+    assert all(full[v.file] == v.seed for v in videos) and len(set(full.values())) == 15
+    assert [v.seed for v in videos if v.prompt == "a cat"] == [vbench_videos.SEED_OFFSET + 10 + i for i in range(5)]
+    ranks = [vbench_videos.shard(videos, r, 3) for r in range(3)]  # torchrun ranks: each video exactly once
+    assert sorted(v.file for r in ranks for v in r) == sorted(v.file for v in videos)
+
+
+def test_vbench_long_is_chosen_by_duration():
+    from dcm.pipelines import pipeline
+
+    modes = {name: vbench_videos.vbench_mode(frames, pipeline(name).fps)
+             for name, frames in (("hunyuan_video", 129), ("wan", 81), ("cogvideox", 29))}
+    assert modes == {"hunyuan_video": "long_vbench_standard", "wan": "long_vbench_standard",  # 5.4 s, 5.06 s
+                     "cogvideox": "vbench_standard"}  # 29 frames at 8 fps: 3.6 s
+    assert vbench_videos.vbench_mode(79, 16) == "vbench_standard"  # 4.94 s
+    long = vbench.vbench_command("v", "o", ["color"], "long_vbench_standard", "p.json")
+    assert long[long.index("-m", 2) + 1] == "vbench2_beta_long.eval_long" and long[-2:] == ["--mode", "long_vbench_standard"]
+    short = vbench.vbench_command("v", "o", ["color"], "vbench_standard", "p.json")
+    assert "vbench.launch.evaluate" in short and short[short.index("--full_json_dir") + 1] == "p.json"
+
+
+def test_prompts_vbench_cannot_score_are_refused(tmp_path):
+    path = _suite_file(tmp_path)
+    with pytest.raises(DCMError, match="is not a VBench prompt file"):  # e.g. a list of the run's own prompts
+        vbench_videos.load_suite(_suite_file(tmp_path, ["a red cat runs"], "plain.json"))
+    unannotated = _suite_file(tmp_path, [{"prompt_en": "a blue car", "dimension": ["color"]}], "unannotated.json")
+    with pytest.raises(DCMError, match="tagged \\['color'\\] without auxiliary_info"):
+        vbench_videos.check_prompt_file(unannotated, ["color"])
+    vbench_videos.check_prompt_file(unannotated, ["subject_consistency"])  # a quality dimension needs none
+    vbench_videos.check_prompt_file(path, list(vbench.RANGES))
+    # a videos folder of the run's own held-out prompts (one seed each) is not VBench's suite: refused, not empty
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("a red cat runs-0.mp4", "a red bicycle-0.mp4"):
+        (videos / name).write_bytes(b"")
+    with pytest.raises(DCMError, match="14 of 15 VBench videos are missing .*'a person swimming in ocean-0.mp4'"):
+        vbench_videos.check_complete(vbench_videos.load_suite(path), videos)
+    with pytest.raises(DCMError, match="no prompt for the dimensions \\['scene'\\]"):
+        vbench_videos.load_suite(path, ["scene"])
+
+
+def test_videos_are_kept_as_made_and_a_rerun_continues(tmp_path):
+    prompts = vbench_videos.load_suite(_suite_file(tmp_path))
+    videos = vbench_videos.suite_videos(prompts, prompts)
+    sampled, budget = [], {"chunks": 2}
+
+    def sample(chunk):  # a run killed after two chunks of three
+        if budget["chunks"] == 0:
+            raise RuntimeError("killed")
+        budget["chunks"] -= 1
+        sampled.extend(v.file for v in chunk)
+        return np.stack([np.full((2, 4, 4, 3), v.seed % 251, np.uint8) for v in chunk])
+
+    def encode(frames, out):  # stands in for OpenCV in VBench's environment: one file per .npy
+        out.mkdir(parents=True, exist_ok=True)
+        for f in frames.glob("*.npy"):
+            (out / f"{f.stem}.mp4").write_bytes(np.load(f, allow_pickle=False).tobytes())
+
+    out, scratch = tmp_path / "videos", tmp_path / "scratch"
+    with pytest.raises(RuntimeError, match="killed"):
+        vbench_videos.write_videos(videos, sample, encode, out, scratch, batch_size=3)
+    assert sorted(p.name for p in out.iterdir()) == sorted(sampled) and len(sampled) == 6
+    budget["chunks"], first_run = 99, list(sampled)
+    assert vbench_videos.write_videos(videos, sample, encode, out, scratch, batch_size=3) == 9
+    assert not set(first_run) & set(sampled[6:])  # the rerun sampled only what was missing
+    assert sorted(p.name for p in out.iterdir()) == sorted(v.file for v in videos) and not scratch.exists()
+    assert (out / "a cat-4.mp4").read_bytes()[:1] == bytes([(vbench_videos.SEED_OFFSET + 14) % 251])
+    assert vbench_videos.write_videos(videos, sample, encode, out, scratch, batch_size=3) == 0
+    vbench_videos.check_complete(prompts, out)
 
 
 def test_absent_interpreter_or_package_is_a_clear_error(tmp_path):

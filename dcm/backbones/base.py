@@ -77,6 +77,10 @@ class Backbone(ABC):
     blocks_attribute: str = "blocks"
     #: dtype of the forward (autocast below float32); trainable weights stay float32 masters
     compute_dtype: torch.dtype = torch.float32
+    #: backbone.name of this adapter: the key of its pipeline defaults and grid (dcm/pipelines.py, dcm/grids.py)
+    name: str = "tiny"
+    #: the teacher's guidance as its pipeline applies it, {kind, scale, negative_prompt} (dcm/pipelines.guidance)
+    guidance: dict = {"kind": "none", "scale": 1.0, "negative_prompt": ""}
 
     @property
     @abstractmethod
@@ -111,6 +115,35 @@ class Backbone(ABC):
     @abstractmethod
     def load_network(self, directory: str | Path) -> nn.Module:
         """A network saved with `save_network` (or a diffusers checkpoint directory)."""
+
+    def grid(self, num_steps: int, shift: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(sigmas, timesteps) over grid index 0..N as this backbone's pipeline scheduler builds them."""
+        from dcm.grids import backbone_grid
+
+        return tuple(torch.from_numpy(a) for a in backbone_grid(self.name, num_steps, shift))
+
+    def model_timestep(self, sigma: torch.Tensor) -> torch.Tensor:
+        """The network's timestep input at flow level sigma: 1000 sigma (diffusers' flow-matching convention)."""
+        return sigma * 1000
+
+    def tile_decoding(self) -> None:
+        """Decode in tiles from now on (diffusers' vae.enable_tiling on real backbones; the tiny one has no VAE)."""
+
+    def negative_condition(self) -> torch.Tensor:
+        """Embedding (1, L, D) of the guidance's negative prompt, encoded once."""
+        if getattr(self, "_negative", None) is None:
+            self._negative = self.encode_prompts([self.guidance["negative_prompt"]])
+        return self._negative
+
+    def guided_predict(self, net: nn.Module, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """The teacher's velocity as its pipeline guides it: with classifier-free guidance v_u + s (v_c - v_u),
+        v_u at the negative prompt (Ho & Salimans 2022, as WanPipeline / CogVideoXPipeline combine them); else
+        `predict` (HunyuanVideo's embedded guidance is one of its inputs)."""
+        if self.guidance["kind"] != "cfg":
+            return self.predict(net, x, sigma, cond)
+        uncond = self.negative_condition().to(cond).expand(cond.shape[0], *cond.shape[1:])
+        v_cond, v_uncond = self.predict(net, x, sigma, cond), self.predict(net, x, sigma, uncond)
+        return v_uncond + self.guidance["scale"] * (v_cond - v_uncond)
 
     def net_inputs(self, net: nn.Module, x: torch.Tensor, *tensors: torch.Tensor) -> list[torch.Tensor]:
         """`x` and `tensors` on the network's device, floats in the compute dtype (not some parameter's dtype:

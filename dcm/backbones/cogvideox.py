@@ -44,6 +44,7 @@ def flow_velocity(x_t: torch.Tensor, v: torch.Tensor, a: torch.Tensor, b: torch.
 class CogVideoXBackbone(DiffusersBackbone):
     """Adapter for CogVideoX (the paper uses the 2B model, which has no rotary embeddings)."""
 
+    name = "cogvideox"
     transformer_class = CogVideoXTransformer3DModel
     default_max_sequence_length = 226  # CogVideoXPipeline default; the transformer's max_text_seq_length
     timestep_layer_names = ("time_embedding", "norm_out", "proj_out")
@@ -62,6 +63,11 @@ class CogVideoXBackbone(DiffusersBackbone):
                            "adapter converts v-predictions only")
         self.alphas_cumprod = scheduler.alphas_cumprod
 
+    def model_timestep(self, sigma):
+        """The DDPM time whose alphas_cumprod puts x_t on sigma's ray (module docstring); on the grid (dcm/grids.py)
+        these are the DDIM scheduler's trailing timesteps."""
+        return ddpm_timestep(self.alphas_cumprod, ddpm_coefficients(sigma.cpu())[0])
+
     @property
     def compression(self):
         config = self.vae.config
@@ -79,6 +85,7 @@ class CogVideoXBackbone(DiffusersBackbone):
                            "supports CogVideoX-2B only")
         a, b, r = ddpm_coefficients(sigma.expand(x.shape[0]).cpu())
         x_t = x / r.to(x).view(-1, 1, 1, 1, 1)
-        hidden, timestep, text = self.net_inputs(net, x_t.transpose(1, 2), ddpm_timestep(self.alphas_cumprod, a), cond)
+        hidden, timestep, text = self.net_inputs(net, x_t.transpose(1, 2), self.model_timestep(sigma.expand(x.shape[0])),
+                                                 cond)
         v = net(hidden_states=hidden, encoder_hidden_states=text, timestep=timestep, return_dict=False)[0]
         return flow_velocity(x_t, v.transpose(1, 2).to(x), a, b)

@@ -15,6 +15,7 @@ import torch
 from dcm.backbones.base import DTYPES, Backbone, compute_dtype, configure_checkpointing, resolve_device
 from dcm.errors import DCMError
 from dcm.io import read_json, write_json
+from dcm.pipelines import guidance, pipeline
 from dcm.video import from_uint8_video, to_uint8_video
 
 POINTER_FILE = "pretrained.json"
@@ -38,6 +39,25 @@ def check_pipeline_directory(pretrained: str | Path) -> Path:
         raise DCMError(f"backbone.pretrained={str(pretrained)!r} is not a diffusers pipeline directory "
                        "(no model_index.json): download the model there or edit the path")
     return root
+
+
+def check_scheduler(pretrained: str | Path, name: str) -> None:
+    """DCMError unless the pipeline's scheduler is the class and configuration (shift aside: schedule.shift sets
+    it) that the grid of backbone `name` is built from (dcm/pipelines.py)."""
+    import diffusers
+
+    spec, path = pipeline(name), Path(pretrained) / "scheduler" / "scheduler_config.json"
+    if not path.is_file():
+        raise DCMError(f"backbone.pretrained={str(pretrained)!r} has no {path.name} under scheduler/")
+    config = read_json(path)
+    if config.get("_class_name") != spec.scheduler:
+        raise DCMError(f"{path}: scheduler {config.get('_class_name')}, but backbone.name={name} samples on "
+                       f"{spec.scheduler} ({spec.source}); the teacher grid would not be the pipeline's")
+    loaded = getattr(diffusers, spec.scheduler).from_config(config).config
+    differ = {k: loaded[k] for k, v in spec.scheduler_config.items() if k != spec.shift_key and loaded[k] != v}
+    if differ:
+        raise DCMError(f"{path}: {differ} differ from {spec.source}'s scheduler ({ {k: spec.scheduler_config[k] for k in differ} }), "
+                       "from which the teacher grid is built (dcm/pipelines.py)")
 
 
 def write_pointer(directory: str | Path, pretrained: str | Path) -> dict:
@@ -73,12 +93,14 @@ class DiffusersBackbone(Backbone):
 
     def __init__(self, backbone_cfg: dict):
         self.pretrained = check_pipeline_directory(backbone_cfg["pretrained"])
+        check_scheduler(self.pretrained, self.name)
         self.dtype = DTYPES[backbone_cfg.get("dtype", "float32")]  # storage of the loaded (frozen) modules
         self.compute_dtype = compute_dtype(backbone_cfg)
         self.device = resolve_device(backbone_cfg.get("device", "auto"))
         self.max_sequence_length = backbone_cfg.get("max_sequence_length") or self.default_max_sequence_length
         self.gradient_checkpointing = backbone_cfg.get("gradient_checkpointing", False)
         self.frames, self.height, self.width = backbone_cfg["frames"], backbone_cfg["height"], backbone_cfg["width"]
+        self.guidance = guidance({**backbone_cfg, "name": self.name})
         try:
             self.load_components()
         except (OSError, ValueError, RuntimeError, TypeError) as err:
@@ -104,6 +126,11 @@ class DiffusersBackbone(Backbone):
         return z * self.vae.config.scaling_factor
 
     @property
+    def fps(self) -> float:
+        """Frame rate of this backbone's videos (its pipeline's export default)."""
+        return pipeline(self.name).fps
+
+    @property
     def latent_shape(self) -> tuple[int, int, int, int]:
         channels, temporal, spatial = self.compression
         for key, size in (("height", self.height), ("width", self.width)):
@@ -113,6 +140,9 @@ class DiffusersBackbone(Backbone):
             raise DCMError(f"backbone.frames={self.frames}: frames - 1 must be a multiple of the VAE's temporal "
                            f"compression {temporal}")
         return channels, (self.frames - 1) // temporal + 1, self.height // spatial, self.width // spatial
+
+    def tile_decoding(self):
+        self.vae.enable_tiling()
 
     @torch.no_grad()
     def decode(self, latents):

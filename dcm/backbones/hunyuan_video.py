@@ -1,6 +1,6 @@
 """HunyuanVideo (HunyuanVideoTransformer3DModel, AutoencoderKLHunyuanVideo, Llama + CLIP text encoders): flow
 matching, velocity v = noise - x0 at timestep 1000 sigma, with the embedded guidance input 1000 g (the
-pipeline's `guidance` tensor; the authors distilled with g = 6, facts.md Sec. 1).
+pipeline's `guidance` tensor, backbone.guidance.scale; the pipeline's default and the authors' g = 6, facts.md Sec. 1).
 
 Its conditioning is three tensors; the trajectory cache stores one, so they are packed into one (B, L+1, D+1)
 tensor: rows 0..L-1 hold the Llama states with the attention mask as the last column, row L the CLIP pooled
@@ -35,15 +35,12 @@ def unpack_condition(packed: torch.Tensor, pooled_width: int) -> tuple[torch.Ten
 class HunyuanVideoBackbone(DiffusersBackbone):
     """Adapter for HunyuanVideo (13B)."""
 
+    name = "hunyuan_video"
     transformer_class = HunyuanVideoTransformer3DModel
     default_max_sequence_length = 256  # HunyuanVideoPipeline.__call__ default
     timestep_layer_names = ("time_text_embed", "norm_out", "proj_out")
     attention_linear_names = ("to_q", "to_k", "to_v", "to_out.0")
     blocks_attribute = "transformer_blocks"
-
-    def __init__(self, backbone_cfg: dict):
-        super().__init__(backbone_cfg)
-        self.guidance = backbone_cfg.get("guidance", 6.0)
 
     def load_components(self):
         self.pipeline = HunyuanVideoPipeline.from_pretrained(str(self.pretrained), transformer=None,
@@ -66,7 +63,8 @@ class HunyuanVideoBackbone(DiffusersBackbone):
         embeds, mask, pooled = unpack_condition(cond, net.config.pooled_projection_dim)
         b = x.shape[0]
         hidden, timestep, guidance, embeds, pooled, mask = self.net_inputs(
-            net, x, (sigma * 1000).expand(b), torch.full((b,), self.guidance * 1000.0), embeds, pooled, mask)
+            net, x, self.model_timestep(sigma).expand(b),
+            torch.full((b,), self.guidance["scale"] * 1000.0), embeds, pooled, mask)
         out = net(hidden_states=hidden, timestep=timestep, encoder_hidden_states=embeds,
                   encoder_attention_mask=mask, pooled_projections=pooled,
                   guidance=guidance if net.config.guidance_embeds else None, return_dict=False)[0]

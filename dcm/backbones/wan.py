@@ -1,5 +1,5 @@
 """Wan2.1 text-to-video (WanTransformer3DModel, AutoencoderKLWan, UMT5): flow matching with the repo's own
-convention, velocity v = noise - x0 at timestep 1000 sigma (diffusers' FlowMatchEulerDiscreteScheduler)."""
+convention, velocity v = noise - x0, at the integer timestep floor(1000 sigma) its pipeline's UniPC scheduler feeds."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from dcm.backbones.diffusers_backbone import DiffusersBackbone
 class WanBackbone(DiffusersBackbone):
     """Adapter for Wan2.1-T2V (the paper uses the 1.3B model)."""
 
+    name = "wan"
     transformer_class = WanTransformer3DModel
     default_max_sequence_length = 512  # WanPipeline.__call__ default
     timestep_layer_names = ("condition_embedder", "scale_shift_table", "norm_out", "proj_out")
@@ -41,6 +42,10 @@ class WanBackbone(DiffusersBackbone):
         mean, std = self._statistics(z)
         return (z - mean) / std
 
+    def model_timestep(self, sigma):
+        """1000 sigma truncated to an integer: the int64 timesteps WanPipeline's UniPC scheduler feeds at its sigmas."""
+        return (sigma.double() * 1000).floor().to(sigma.dtype)
+
     @torch.no_grad()
     def encode_prompts(self, prompts):
         embeds, _ = self.pipeline.encode_prompt(list(prompts), do_classifier_free_guidance=False,
@@ -48,6 +53,6 @@ class WanBackbone(DiffusersBackbone):
         return embeds.float().cpu()
 
     def network_velocity(self, net, x, sigma, cond):
-        hidden, timestep, text = self.net_inputs(net, x, (sigma * 1000).expand(x.shape[0]), cond)
+        hidden, timestep, text = self.net_inputs(net, x, self.model_timestep(sigma).expand(x.shape[0]), cond)
         out = net(hidden_states=hidden, timestep=timestep, encoder_hidden_states=text, return_dict=False)[0]
         return out.to(x)

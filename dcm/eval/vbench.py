@@ -2,8 +2,9 @@
 running vbench 0.1.5 as a separate process in its own environment, and reading the JSON it writes.
 
 The constants and the arithmetic follow Vchitect/VBench `scripts/constant.py` and `scripts/cal_final_score.py`
-(read at tag v0.1.5); the runner calls the package's own launcher `vbench.launch.evaluate` in
-`vbench_standard` mode, which looks for `<prompt>-<i>.mp4`, i = 0..4, in the videos folder.
+(read at tag v0.1.5); the runner calls the package's own launchers: `vbench.launch.evaluate` in `vbench_standard`
+mode, or VBench-Long's `vbench2_beta_long.eval_long` in `long_vbench_standard` mode, both of which look up every
+prompt of the prompt file as `<prompt>-<i>.mp4`, i = 0..4, in the videos folder.
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ RANGES = {  # (min, max) of the normalisation, scripts/constant.py NORMALIZE_DIC
     "temporal_style": (0.0, 0.364), "overall_consistency": (0.0, 0.364)}
 WEIGHTS = {**{d: 1.0 for d in RANGES}, "dynamic_degree": 0.5}  # scripts/constant.py DIM_WEIGHT
 QUALITY_WEIGHT, SEMANTIC_WEIGHT = 4.0, 1.0  # Total = (4 Quality + 1 Semantic) / 5
-MAX_VIDEOS_PER_PROMPT = 5  # vbench_standard reads <prompt>-0 .. <prompt>-4
+LAUNCHERS = {"vbench_standard": "vbench.launch.evaluate", "long_vbench_standard": "vbench2_beta_long.eval_long"}
 SETUP_HINT = "see scripts/vbench/README.md to create that environment"
 
 _LOCATE_PACKAGE = ("import importlib.util, sys\n"
                    "spec = importlib.util.find_spec('vbench')\n"
                    "sys.exit(3) if spec is None else print(spec.submodule_search_locations[0])\n")
+_VERSION = "import importlib.metadata as m; print(m.version('vbench'))\n"
 _ENCODE_MP4 = """\
 import pathlib, sys
 import cv2, numpy as np
@@ -138,32 +140,17 @@ def vbench_package_dir(python: str) -> Path:
     return Path(proc.stdout.strip())
 
 
-def vbench_prompts(python: str, dimensions: list[str] | None = None) -> list[str]:
-    """VBench's prompts (vbench/VBench_full_info.json of the package in `python`), those tagged with any of
-    `dimensions` when given, each once, in file order."""
-    info = read_json(vbench_package_dir(python) / "VBench_full_info.json")
-    wanted = set(dimensions) if dimensions else None
-    prompts = [e["prompt_en"] for e in info if wanted is None or wanted & set(e["dimension"])]
-    return list(dict.fromkeys(prompts))
+def package_prompt_file(python: str) -> Path:
+    """VBench's own prompt suite, vbench/VBench_full_info.json of the package in the interpreter `python`."""
+    return vbench_package_dir(python) / "VBench_full_info.json"
 
 
-def export_frames(videos: np.ndarray, prompts: list[str], directory: str | Path) -> list[Path]:
-    """Write uint8 videos (B, T, H, W, 3), seed-major over `prompts`, as `<prompt>-<seed index>.npy` frames."""
-    bad = [p for p in prompts if "/" in p or p.startswith(".")]
-    if bad:
-        raise DCMError(f"prompts {bad[:3]} cannot name VBench video files")
-    seeds, rest = divmod(len(videos), len(prompts))
-    if rest or seeds > MAX_VIDEOS_PER_PROMPT:
-        raise DCMError(f"{len(videos)} videos for {len(prompts)} prompts: VBench wants 1..{MAX_VIDEOS_PER_PROMPT} "
-                       "videos per prompt (sampling.seeds)")
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for k, video in enumerate(videos):
-        path = directory / f"{prompts[k % len(prompts)]}-{k // len(prompts)}.npy"
-        np.save(path, np.ascontiguousarray(video, dtype=np.uint8), allow_pickle=False)
-        paths.append(path)
-    return paths
+def vbench_version(python: str) -> str:
+    """The installed vbench package's version in the interpreter `python`."""
+    proc = _call(python, ["-c", _VERSION], "read the vbench version")
+    if proc.returncode != 0:
+        raise DCMError(f"evaluate.vbench_python={python}: cannot read the vbench version: {proc.stderr[-2000:]}")
+    return proc.stdout.strip()
 
 
 def encode_mp4(python: str, frames_dir: str | Path, videos_dir: str | Path, fps: float) -> None:
@@ -173,18 +160,26 @@ def encode_mp4(python: str, frames_dir: str | Path, videos_dir: str | Path, fps:
         raise DCMError(f"encoding mp4 with {python} failed ({proc.returncode}): {proc.stderr[-2000:]}")
 
 
-def run_vbench(videos_dir: str | Path, output_dir: str | Path, python: str, dimensions: list[str]) -> Path:
-    """Run vbench's own launcher (torchrun, one process, vbench_standard mode) on `videos_dir` with the
-    interpreter `python`; returns the `*_eval_results.json` it wrote into `output_dir`."""
+def vbench_command(videos_dir: str | Path, output_dir: str | Path, dimensions: list[str], mode: str,
+                   prompt_file: str | Path) -> list[str]:
+    """Arguments to the VBench interpreter: its launcher for `mode` (torchrun, one process) on `videos_dir`."""
+    if mode not in LAUNCHERS:
+        raise DCMError(f"VBench mode {mode!r} is not run here; known: {sorted(LAUNCHERS)}")
+    return ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1", "-m", LAUNCHERS[mode],
+            "--videos_path", str(videos_dir), "--dimension", *dimensions, "--output_path", str(output_dir),
+            "--full_json_dir", str(prompt_file), "--mode", mode]
+
+
+def run_vbench(videos_dir: str | Path, output_dir: str | Path, python: str, dimensions: list[str],
+               mode: str = "vbench_standard", prompt_file: str | Path | None = None) -> Path:
+    """Run VBench's own launcher for `mode` on `videos_dir` with the interpreter `python`, on `prompt_file`
+    (default: the package's VBench_full_info.json); returns the `*_eval_results.json` it wrote into `output_dir`."""
     unknown = sorted(set(dimensions) - set(RANGES))
     if unknown:
         raise DCMError(f"evaluate.vbench_dimensions: unknown {unknown}; known: {sorted(RANGES)}")
-    vbench_package_dir(python)
+    prompt_file = prompt_file or package_prompt_file(python)
     Path(output_dir).mkdir(parents=True, exist_ok=True)
-    proc = _call(python, ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",
-                          "-m", "vbench.launch.evaluate", "--videos_path", str(videos_dir),
-                          "--dimension", *dimensions, "--output_path", str(output_dir),
-                          "--mode", "vbench_standard"], "run VBench")
+    proc = _call(python, vbench_command(videos_dir, output_dir, dimensions, mode, prompt_file), "run VBench")
     if proc.returncode != 0:
         raise DCMError(f"VBench ({python}) failed ({proc.returncode}) on {videos_dir}: {proc.stderr[-3000:]}")
     return find_eval_results(output_dir)

@@ -1,7 +1,8 @@
-"""Stage `evaluate`: score one sample set with tinybench (tiny backbone) or VBench (real backbones): per-dimension
-means, Quality / Semantic / Total, the same per sampling seed, and (tinybench) the Frechet distance of per-video
-descriptors to real clips of the same prompts; plus the per-video RMSE to the teacher's samples from the same
-noise when those exist. Writes eval/<method>-<steps>/scores.{json,md}."""
+"""Stage `evaluate`: score one method at one step count with tinybench (tiny backbone: its sample set) or VBench
+(real backbones: the vbench_sample stage's videos of VBench's prompt suite, in VBench-Long mode for clips of 5 s
+or more): per-dimension means, Quality / Semantic / Total, the same per seed index, and (tinybench) the Frechet
+distance of per-video descriptors to real clips of the same prompts plus the per-video RMSE to the teacher's
+samples from the same noise. Writes eval/<method>-<steps>/scores.{json,md}."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ from dcm.backbone_specs import backbone_spec
 from dcm.data.procedural import Factors, make_clips
 from dcm.errors import DCMError
 from dcm.eval import tinybench, vbench
+from dcm.eval.vbench_videos import check_complete, load_suite
 from dcm.eval.distance import per_video_rmse
 from dcm.io import atomic_path, load_tensors, read_json, write_json
 from dcm.outputs import stage_output
 from dcm.report.tables import to_markdown
+from dcm.stages.vbench_sample import suite, vbench_python, videos_dir
 from dcm.video import to_uint8_video
 
 SUMMARY = ("quality", "semantic", "total")
@@ -61,17 +64,25 @@ def _tinybench(cfg: dict, videos: torch.Tensor, prompts: list[str], seeds: int) 
             "frechet_descriptor": list(tinybench.DESCRIPTOR), "real_clips": len(real)}
 
 
-def _vbench(cfg: dict, videos: torch.Tensor, prompts: list[str], work: Path) -> dict:
-    settings = cfg["evaluate"]
-    python = settings["vbench_python"]
-    vbench.export_frames(videos.cpu().numpy(), prompts, work / "vbench" / "frames")
-    vbench.encode_mp4(python, work / "vbench" / "frames", work / "vbench" / "videos", settings["vbench_fps"])
-    results = vbench.run_vbench(work / "vbench" / "videos", work / "vbench" / "results", python,
-                                settings["vbench_dimensions"])
+def _vbench(cfg: dict, method: str, steps: int, work: Path) -> dict:
+    python = vbench_python(cfg)
+    directory = layout.require(videos_dir(layout.own_point(cfg), layout.sample_set(method, steps)), "vbench_sample")
+    made_for, now = read_json(directory / "manifest.json"), suite(cfg, method, steps, python)
+    stale = sorted(k for k in now if made_for.get(k) != now[k])
+    if stale:
+        raise DCMError(f"{directory} was sampled with other {stale} than this config: rerun the vbench_sample stage")
+    prompts = load_suite(now["prompt_file"], now["dimensions"])
+    check_complete(prompts, directory / "videos")
+    results = vbench.run_vbench(directory / "videos", work / "vbench" / "results", python, now["dimensions"],
+                                now["mode"], now["prompt_file"])
     means, per_video = vbench.read_eval_results(results)
     return {"dimensions": means, **vbench.final_scores(means),
             "per_seed": [{"dimensions": m, **vbench.final_scores(m)} for m in vbench.per_seed_means(per_video)],
-            "vbench_results": str(results.relative_to(work))}
+            "vbench_results": str(results.relative_to(work)), "prompts": len(prompts),
+            "seeds": now["videos_per_prompt"], "videos": len(prompts) * now["videos_per_prompt"],
+            "vbench": {"version": vbench.vbench_version(python), "mode": now["mode"], "prompt_file": now["prompt_file"],
+                       "prompt_file_sha256": now["prompt_file_sha256"], "fps": now["fps"], "seconds": now["seconds"],
+                       "videos": str(directory / "videos")}}
 
 
 def _teacher_rmse(cfg: dict, videos: torch.Tensor, slices: list[slice]) -> dict:
@@ -107,24 +118,26 @@ def score_metrics(scores: dict) -> dict[str, float]:
     return metrics
 
 
-def run(cfg: dict, method: str, steps: int) -> None:
-    name, point = layout.sample_set(method, steps), layout.own_point(cfg)
+def _tinybench_set(cfg: dict, point: Path, name: str) -> dict:
     samples = layout.require(layout.samples_dir(point, name), "sample")
     videos = load_tensors(samples / layout.SAMPLES)["videos"]
     meta = read_json(samples / "meta.json")
     prompts, seeds = meta["prompts"], len(meta["seeds"])
     if len(videos) != len(prompts) * seeds:
         raise DCMError(f"{samples}: {len(videos)} videos but {len(prompts)} prompts x {seeds} seeds in meta.json")
+    scores = _tinybench(cfg, videos, prompts, seeds)
+    scores.update(_teacher_rmse(cfg, videos, layout.seed_slices(len(prompts), seeds)))
+    return {**scores, "prompts": len(prompts), "seeds": seeds, "videos": len(videos)}
+
+
+def run(cfg: dict, method: str, steps: int) -> None:
+    name, point = layout.sample_set(method, steps), layout.own_point(cfg)
     backend = backbone_spec(cfg).benchmark
-    if backend == "vbench" and not cfg["evaluate"]["vbench_python"]:
-        raise DCMError(f"evaluate.vbench_python is not set: backbone.name={cfg['backbone']['name']} is scored with "
-                       "VBench, which needs its own interpreter (scripts/vbench/README.md)")
+    if backend == "vbench":
+        vbench_python(cfg)
     with stage_output(layout.eval_dir(point, name), cfg) as work:
-        scores = _tinybench(cfg, videos, prompts, seeds) if backend == "tinybench" else \
-            _vbench(cfg, videos, prompts, work)
-        scores.update(_teacher_rmse(cfg, videos, layout.seed_slices(len(prompts), seeds)))
-        scores.update(backend=backend, samples=name, method=method, steps=steps, prompts=len(prompts), seeds=seeds,
-                      videos=len(videos))
+        scores = _tinybench_set(cfg, point, name) if backend == "tinybench" else _vbench(cfg, method, steps, work)
+        scores.update(backend=backend, samples=name, method=method, steps=steps)
         write_json(work / "scores.json", scores)
         tracking.current().log_metrics(score_metrics(scores), step=0)
         with atomic_path(work / "scores.md") as tmp:

@@ -16,6 +16,8 @@ PYTHON="${PYTHON:-python3.10}"
 # the pins vbench 0.1.5 declares (requirements.txt), stated here so a resolver cannot move them
 "$ENV_DIR/bin/pip" install "numpy<2.0.0" "transformers==4.33.2" "timm>=0.9,<=1.0.12"
 "$ENV_DIR/bin/pip" install --no-build-isolation vbench==0.1.5
+# VBench-Long (vbench2_beta_long, used for clips of 5 s or more) splits videos with PySceneDetect and moviepy
+"$ENV_DIR/bin/pip" install "scenedetect==0.6.5.2" "moviepy==1.0.3"   # OpenCV comes with vbench
 # object_class, multiple_objects, color and spatial_relationship use GRiT, which needs detectron2 (built from git)
 "$ENV_DIR/bin/pip" install --no-build-isolation "detectron2@git+https://github.com/facebookresearch/detectron2.git"
 

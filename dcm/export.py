@@ -32,11 +32,12 @@ def phase_schedule_config(phases: PhaseSchedule) -> dict:
 class FewStepFlowMatchScheduler(FlowMatchEulerDiscreteScheduler):
     """Flow-matching Euler steps on points of the teacher grid: `grid_sigmas` (index 0..N, sigma_0 = 0), the run's
     phase schedule and the student's cut of it; `set_timesteps(k)` visits the grid points of the project's
-    k-step sampler (PhaseSchedule.few_step), so the last step of a phase lands on its edge."""
+    k-step sampler (PhaseSchedule.few_step), so the last step of a phase lands on its edge; `grid_timesteps`, when
+    given, are the network's timestep inputs at those points (Backbone.model_timestep: Wan's are integers)."""
 
     @register_to_config
     def __init__(self, grid_sigmas: list[float] | None = None, phase_schedule: dict | None = None,
-                 cut: str = "experts", num_train_timesteps: int = 1000):
+                 cut: str = "experts", num_train_timesteps: int = 1000, grid_timesteps: list[float] | None = None):
         super().__init__(num_train_timesteps=num_train_timesteps, shift=1.0)
 
     def set_timesteps(self, num_inference_steps: int | None = None, device=None, **kwargs):
@@ -46,6 +47,9 @@ class FewStepFlowMatchScheduler(FlowMatchEulerDiscreteScheduler):
             raise DCMError("FewStepFlowMatchScheduler needs grid_sigmas (with sigma_0 = 0) and phase_schedule")
         schedule = PhaseSchedule(**phases).few_step(self.config.cut, num_inference_steps)
         super().set_timesteps(sigmas=[grid[i] for i in schedule[:-1]], device=device)
+        if self.config.grid_timesteps:
+            self.timesteps = torch.tensor([self.config.grid_timesteps[i] for i in schedule[:-1]],
+                                          dtype=self.timesteps.dtype, device=self.timesteps.device)
 
 
 def merged_detail_network(expert: Expert) -> nn.Module:

@@ -52,11 +52,11 @@ def test_exported_dcm_samples_like_the_project_sampler(wan, tmp_path):
     noise = torch.randn(2, *backbone.latent_shape, generator=torch.Generator().manual_seed(1))
     velocity_fn = switch_experts(Expert(semantic).velocity_fn(backbone), detail.velocity_fn(backbone), PHASES.sigma_kappa)
     scheduler = FewStepFlowMatchScheduler(grid_sigmas=sigmas.tolist(), phase_schedule=phase_schedule_config(PHASES),
-                                          cut="experts")
+                                          cut="experts", grid_timesteps=backbone.model_timestep(sigmas).tolist())
     merged = merged_detail_network(copy.deepcopy(detail))
     assert not any("lora" in name for name, _ in merged.named_parameters())
     x, sigma = torch.randn(2, *backbone.latent_shape), torch.full((2,), float(sigmas[2]))
-    want = detail.velocity(backbone, x, sigma, cond)
+    want = detail(backbone, x, sigma, cond)
     assert torch.allclose(backbone.predict(merged, x, sigma, cond), want, atol=1e-5)
     wan_pipeline(backbone, semantic, scheduler, merged, boundary_ratio(sigmas, KAPPA)).save_pretrained(tmp_path / "dcm")
     for steps in (4, 2):
@@ -75,7 +75,8 @@ def test_exported_pcm_samples_like_the_project_sampler(wan, tmp_path):
     cond = backbone.encode_prompts(["a red cat runs"])
     noise = torch.randn(1, *backbone.latent_shape, generator=torch.Generator().manual_seed(2))
     scheduler = FewStepFlowMatchScheduler(grid_sigmas=PHASES.sigmas.tolist(),
-                                          phase_schedule=phase_schedule_config(PHASES), cut="pcm")
+                                          phase_schedule=phase_schedule_config(PHASES), cut="pcm",
+                                          grid_timesteps=backbone.model_timestep(PHASES.sigmas).tolist())
     wan_pipeline(backbone, semantic, scheduler).save_pretrained(tmp_path / "pcm")
     ours = euler_sample(Expert(semantic).velocity_fn(backbone), noise, cond, PHASES.sigmas, PHASES.few_step("pcm", 4))
     assert torch.allclose(_pipeline_latents(tmp_path / "pcm", noise, cond, 4), ours, atol=1e-5)
@@ -129,7 +130,7 @@ def test_hunyuan_export_stage_samples_like_the_project_sampler(tmp_path):
     noise = torch.randn(1, *backbone.latent_shape, generator=torch.Generator().manual_seed(3))
     ours = project_sampler(cfg, "dcm", 4, backbone)(noise, cond, [3])
     kwargs = dict(prompt_embeds=embeds, pooled_prompt_embeds=pooled, prompt_attention_mask=mask, latents=noise,
-                  num_inference_steps=4, sigmas=plan["sigmas"]["4"], guidance_scale=cfg["backbone"]["guidance"],
+                  num_inference_steps=4, sigmas=plan["sigmas"]["4"], guidance_scale=cfg["backbone"]["guidance"]["scale"],
                   num_frames=5, height=32, width=32, output_type="latent")
     theirs = pipe(**kwargs, callback_on_step_end=ExpertSwitch(dete, plan["boundary_timestep"])).frames
     assert torch.allclose(theirs, ours, atol=1e-5), (theirs - ours).abs().max()

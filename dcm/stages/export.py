@@ -61,7 +61,8 @@ def run(cfg: dict, method: str) -> None:
     with stage_output(layout.run_dir(cfg) / "export" / method, cfg) as work:
         if name == "wan":
             scheduler = FewStepFlowMatchScheduler(grid_sigmas=phases.sigmas.tolist(),
-                                                  phase_schedule=phase_schedule_config(phases), cut=entry.cut)
+                                                  phase_schedule=phase_schedule_config(phases), cut=entry.cut,
+                                                  grid_timesteps=backbone.model_timestep(phases.sigmas).tolist())
             boundary = None if detail is None else boundary_ratio(phases.sigmas, phases.kappa)
             wan_pipeline(backbone, net, scheduler, detail, boundary).save_pretrained(str(work), safe_serialization=True)
             return

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dcm import distributed, layout, methods
 from dcm.backbone_specs import backbone_spec
-from dcm.backbones import load_teacher
+from dcm.backbones import load_backbone, teacher_network_dir
 from dcm.config import config_hash
 from dcm.errors import DCMError
 from dcm.eval import vbench
@@ -75,10 +75,10 @@ def run(cfg: dict, method: str, steps: int) -> None:
     all_prompts, prompts = load_suite(spec["prompt_file"]), load_suite(spec["prompt_file"], spec["dimensions"])
     videos = suite_videos(all_prompts, prompts)
     entry = methods.check_request(cfg, method, steps)
-    backbone, teacher = load_teacher(cfg)
+    backbone = load_backbone(cfg, layout.require(teacher_network_dir(cfg), "teacher"))
     backbone.tile_decoding()
-    request = SamplerRequest(cfg, entry, steps, PhaseSchedule.from_config(cfg), backbone, teacher,
-                             layout.run_dir(cfg), layout.own_point(cfg))
+    request = SamplerRequest(cfg, entry, steps, PhaseSchedule.from_config(cfg), backbone, layout.run_dir(cfg),
+                             layout.own_point(cfg))
     sampler, schedule = build_sampler(request), request.schedule
 
     def sample(chunk):

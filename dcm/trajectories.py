@@ -1,10 +1,11 @@
 """The teacher-trajectory cache: every grid point of the teacher's ODE per (prompt, seed), in half-precision
 safetensors shards, each followed by a record (bytes, sha256, prompts, seeds, config hash) and listed in a
-manifest; a streaming, rank-sharded reader on it and the pair sampler; and the online teacher, which makes
-the same pairs during training from a store of encoded videos in the same format.
+manifest; a streaming reader on it (of every shard, or of one rank's shards i = rank mod world size) and the
+pair sampler; and the online teacher, which makes the same pairs during training from a store of encoded videos
+in the same format.
 
-The reader never holds the cache in memory: each process opens only its own shards (shard i belongs to rank
-i mod world size) and reads the two states of a pair as one `os.pread` at the offset the safetensors header
+The reader never holds the cache in memory: it reads the two states of a pair as one `os.pread` at the offset
+the safetensors header
 gives (a memory map would keep every page it touched resident, so peak memory would grow to the cache's size).
 A shard's size is checked when the cache is opened and its checksum on the first read from it (once per
 process), so a corrupt shard is named before any of its values are used."""
@@ -22,7 +23,6 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from dcm import distributed
 from dcm.config import config_hash
 from dcm.errors import DCMError
 from dcm.io import read_json, save_tensors, sha256, write_json
@@ -177,15 +177,17 @@ class TrajectoryCache:
     @classmethod
     def load(cls, directory: str | Path, expect_hash: str | None = None, rank: int | None = None,
              world_size: int | None = None) -> "TrajectoryCache":
-        """Open the shards of `rank` (default: this process's) of the cache in `directory`; errors name the
-        missing or wrong-sized file. Nothing but the manifest is read here."""
+        """Open the shards of `rank` of `world_size` (default: every shard) of the cache in `directory`; errors
+        name the missing or wrong-sized file. Nothing but the manifest is read here. Training opens every shard
+        on every process (opening costs no memory): the training loop draws each global batch from one stream
+        shared by all processes and each keeps its own disjoint part, so the data order does not depend on the
+        number of processes and a run resumes on another world size with the same batches."""
         directory = Path(directory)
         manifest = read_json(directory / MANIFEST)
         if expect_hash is not None and manifest["config_hash"] != expect_hash:
             raise DCMError(f"trajectory cache {directory} was made with config hash {manifest['config_hash']}, "
                            f"this config expects {expect_hash}: rerun the trajectories stage")
-        rank = distributed.rank() if rank is None else rank
-        world_size = distributed.world_size() if world_size is None else world_size
+        rank, world_size = rank or 0, world_size or 1
         if len(manifest["shards"]) < world_size:
             raise DCMError(f"trajectory cache {directory} has {len(manifest['shards'])} shards for {world_size} "
                            "processes: each process reads its own shards; regenerate with a smaller "

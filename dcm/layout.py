@@ -80,6 +80,11 @@ def samples_dir(point: str | Path, name: str) -> Path:
     return Path(point) / "samples" / name
 
 
+def vbench_dir(point: str | Path, name: str) -> Path:
+    """A sample set's VBench videos (its prompt suite, 5 seeds per prompt) and their manifest."""
+    return Path(point) / "vbench" / name
+
+
 def eval_dir(point: str | Path, name: str) -> Path:
     """A sample set's scores."""
     return Path(point) / "eval" / name

@@ -1,5 +1,6 @@
 """How each method's sampler is built (the `sampler` of its registry entry in dcm/methods.py): load its networks
-from the run's outputs and return sampler(noise, cond, seeds) -> latents on its few-step schedule."""
+from the run's outputs and return sampler(noise, cond, seeds) -> latents on its few-step schedule; and the prompts
+and noise seeds that every method's sample set shares."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch
 from dcm import layout, methods
 from dcm.backbones.base import Backbone
 from dcm.baselines.lcm import LCMFunction
+from dcm.data.prompts import load_captions
 from dcm.errors import DCMError
 from dcm.experts import Expert, attach_detail_expert, detail_state_dict, switch_experts
 from dcm.io import load_tensors, read_json
@@ -59,6 +61,21 @@ class SamplerRequest:
         """Few-step Euler sampling of `velocity_fn` on this request's schedule."""
         sigmas, schedule = self.phases.sigmas, self.schedule
         return lambda noise, cond, seeds: euler_sample(velocity_fn, noise, cond, sigmas, schedule)
+
+
+def sample_seeds(cfg: dict, count: int) -> list[list[int]]:
+    """Noise seed of each (prompt, seed) pair, the same for every method."""
+    return [[seed * 10_000 + k for k in range(count)] for seed in cfg["sampling"]["seeds"]]
+
+
+def sampling_prompts(cfg: dict, backbone: Backbone) -> tuple[list[str], torch.Tensor]:
+    """The prompts to sample (sampling.prompts, else the configured split) and their embeddings."""
+    prompts = cfg["sampling"].get("prompts") or load_captions(
+        layout.require(layout.run_dir(cfg) / "dataset", "dataset"), cfg["sampling"]["split"])
+    try:
+        return prompts, backbone.encode_prompts(prompts)
+    except DCMError as err:
+        raise DCMError(f"sampling.prompts: {err}") from err
 
 
 def build_sampler(request: SamplerRequest) -> Sampler:

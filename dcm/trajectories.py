@@ -58,6 +58,14 @@ def teacher_velocity(backbone: Backbone, teacher: torch.nn.Module) -> VelocityFn
     return lambda x, sigma, cond: backbone.guided_predict(teacher, x, sigma, cond)
 
 
+SHARD_DIR = "checkpoint"  # where shards are written inside a stage's work directory (kept across kills)
+
+
+def shard_jobs(jobs: list, shard_size: int) -> list[list]:
+    """The jobs of each shard: consecutive runs of `shard_size`."""
+    return [jobs[first:first + shard_size] for first in range(0, len(jobs), shard_size)]
+
+
 def shard_file(index: int) -> str:
     """File name of shard `index`."""
     return f"shard-{index:05d}.safetensors"

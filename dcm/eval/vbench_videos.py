@@ -12,8 +12,12 @@ from typing import Callable
 
 import numpy as np
 
+from dcm.backbone_specs import backbone_spec
+from dcm.config import config_hash
 from dcm.errors import DCMError
-from dcm.io import read_json
+from dcm.eval import vbench
+from dcm.io import read_json, sha256
+from dcm.pipelines import pipeline
 
 VIDEOS_PER_PROMPT = 5  # VBench's standard protocol (its prompt suite is scored on <prompt>-0 .. <prompt>-4)
 LONG_SECONDS = 5.0  # VBench-Long is required for clips of 5 s or more (facts.md Sec. 5)
@@ -125,3 +129,38 @@ def write_videos(videos: list[Video], sample: Callable[[list[Video]], np.ndarray
             progress(first + len(chunk), len(todo))
     shutil.rmtree(scratch, ignore_errors=True)
     return len(todo)
+
+
+SUITE = "suite.json"  # what the videos in a resumed work directory were sampled for (the suite below)
+SUITE_HASHED_SECTIONS = ("seed", "backbone", "schedule")
+
+
+def vbench_python(cfg: dict) -> str:
+    """evaluate.vbench_python, or a clear error for a backbone VBench does not score or without it."""
+    if backbone_spec(cfg).benchmark != "vbench":
+        raise DCMError("the tiny backbone is scored with tinybench (the evaluate stage), not VBench")
+    python = cfg["evaluate"]["vbench_python"]
+    if not python:
+        raise DCMError(f"evaluate.vbench_python is not set: backbone.name={cfg['backbone']['name']} is scored with "
+                       "VBench, which needs its own interpreter (scripts/vbench/README.md)")
+    return python
+
+
+def prompt_file(cfg: dict, python: str) -> Path:
+    """evaluate.vbench_prompt_file, else VBench's own VBench_full_info.json."""
+    path = cfg["evaluate"]["vbench_prompt_file"]
+    return Path(path) if path else vbench.package_prompt_file(python)
+
+
+def suite(cfg: dict, method: str, steps: int, python: str) -> dict:
+    """What the videos of this method and step count are sampled for: prompt file and checksum, dimensions, mode."""
+    path = prompt_file(cfg, python)
+    if not path.is_file():
+        raise DCMError(f"evaluate.vbench_prompt_file={str(path)!r} does not exist")
+    dimensions = cfg["evaluate"]["vbench_dimensions"]
+    check_prompt_file(path, dimensions)
+    frames, fps = cfg["backbone"]["frames"], pipeline(cfg["backbone"]["name"]).fps
+    return {"method": method, "steps": steps, "prompt_file": str(path.resolve()), "prompt_file_sha256": sha256(path),
+            "dimensions": dimensions, "videos_per_prompt": VIDEOS_PER_PROMPT, "frames": frames, "fps": fps,
+            "seconds": frames / fps, "mode": vbench_mode(frames, fps),
+            "config_hash": config_hash(cfg, *SUITE_HASHED_SECTIONS)}

@@ -16,12 +16,11 @@ from dcm.backbone_specs import backbone_spec
 from dcm.data.procedural import Factors, make_clips
 from dcm.errors import DCMError
 from dcm.eval import tinybench, vbench
-from dcm.eval.vbench_videos import check_complete, load_suite
+from dcm.eval.vbench_videos import check_complete, load_suite, suite, vbench_python
 from dcm.eval.distance import per_video_rmse
 from dcm.io import atomic_path, load_tensors, read_json, write_json
 from dcm.outputs import stage_output
 from dcm.report.tables import to_markdown
-from dcm.stages.vbench_sample import suite, vbench_python, videos_dir
 from dcm.video import to_uint8_video
 
 SUMMARY = ("quality", "semantic", "total")
@@ -66,7 +65,7 @@ def _tinybench(cfg: dict, videos: torch.Tensor, prompts: list[str], seeds: int) 
 
 def _vbench(cfg: dict, method: str, steps: int, work: Path) -> dict:
     python = vbench_python(cfg)
-    directory = layout.require(videos_dir(layout.own_point(cfg), layout.sample_set(method, steps)), "vbench_sample")
+    directory = layout.require(layout.vbench_dir(layout.own_point(cfg), layout.sample_set(method, steps)), "vbench_sample")
     made_for, now = read_json(directory / "manifest.json"), suite(cfg, method, steps, python)
     stale = sorted(k for k in now if made_for.get(k) != now[k])
     if stale:

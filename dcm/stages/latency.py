@@ -11,11 +11,10 @@ from dcm import layout, methods
 from dcm.backbones import load_backbone, load_teacher, teacher_network_dir
 from dcm.eval.latency import interleaved_latency
 from dcm.io import write_json
-from dcm.method_samplers import SamplerRequest, build_sampler
+from dcm.method_samplers import SamplerRequest, build_sampler, sample_seeds, sampling_prompts
 from dcm.outputs import stage_output
 from dcm.sampling import seeded_noise
 from dcm.schedule import PhaseSchedule
-from dcm.stages.sample import sample_seeds, sampling_prompts
 
 log = logging.getLogger("dcm")
 

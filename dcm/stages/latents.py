@@ -15,8 +15,7 @@ from dcm import layout
 from dcm.backbones import load_backbone, teacher_network_dir
 from dcm.errors import DCMError
 from dcm.outputs import stage_output
-from dcm.stages.trajectories import SHARD_DIR, shard_jobs
-from dcm.trajectories import complete_shard, finish_shards, latents_hash, write_shard
+from dcm.trajectories import SHARD_DIR, complete_shard, finish_shards, latents_hash, shard_jobs, write_shard
 from dcm.video import CONTAINER_SUFFIXES, read_video
 
 log = logging.getLogger("dcm")

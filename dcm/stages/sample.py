@@ -7,33 +7,15 @@ import torch
 
 from dcm import layout, methods
 from dcm.backbones import load_backbone, teacher_network_dir
-from dcm.backbones.base import Backbone
 from dcm.data.procedural import Factors
-from dcm.data.prompts import load_captions
-from dcm.errors import DCMError
 from dcm.eval.latency import measure_latency
 from dcm.eval.prompt_following import prompt_following
 from dcm.io import save_tensors, write_json
-from dcm.method_samplers import SamplerRequest, build_sampler
+from dcm.method_samplers import SamplerRequest, build_sampler, sample_seeds, sampling_prompts
 from dcm.outputs import stage_output
 from dcm.sampling import seeded_noise
 from dcm.schedule import PhaseSchedule
 from dcm.video import save_filmstrip, save_gif
-
-
-def sample_seeds(cfg: dict, count: int) -> list[list[int]]:
-    """Noise seed of each (prompt, seed) pair, the same for every method."""
-    return [[seed * 10_000 + k for k in range(count)] for seed in cfg["sampling"]["seeds"]]
-
-
-def sampling_prompts(cfg: dict, backbone: Backbone) -> tuple[list[str], torch.Tensor]:
-    """The prompts to sample (sampling.prompts, else the configured split) and their embeddings."""
-    prompts = cfg["sampling"].get("prompts") or load_captions(
-        layout.require(layout.run_dir(cfg) / "dataset", "dataset"), cfg["sampling"]["split"])
-    try:
-        return prompts, backbone.encode_prompts(prompts)
-    except DCMError as err:
-        raise DCMError(f"sampling.prompts: {err}") from err
 
 
 def run(cfg: dict, method: str, steps: int) -> None:

@@ -20,25 +20,18 @@ from dcm.errors import DCMError
 from dcm.outputs import stage_output
 from dcm.sampling import euler_sample, seeded_noise
 from dcm.schedule import PhaseSchedule
-from dcm.trajectories import complete_shard, finish_shards, teacher_velocity, trajectory_hash, write_shard
+from dcm.trajectories import (SHARD_DIR, complete_shard, finish_shards, shard_jobs, teacher_velocity, trajectory_hash,
+                              write_shard)
 
 log = logging.getLogger("dcm")
 
 TRAJECTORY_SEED_OFFSET = 1_000_000  # keeps training noise apart from the evaluation seeds
-SHARD_DIR = "checkpoint"  # inside the stage's work directory, which stage_output keeps across kills
-
-
 def trajectory_jobs(cfg: dict) -> list[tuple[str, int]]:
     """(caption, noise seed) of every cached trajectory, in cache order."""
     captions = load_captions(layout.require(layout.run_dir(cfg) / "dataset", "dataset"), "train")
     per_prompt = cfg["trajectories"]["seeds_per_prompt"]
     return [(caption, TRAJECTORY_SEED_OFFSET + k * per_prompt + s)
             for k, caption in enumerate(captions) for s in range(per_prompt)]
-
-
-def shard_jobs(jobs: list, shard_size: int) -> list[list]:
-    """The jobs of each shard: consecutive runs of `shard_size`."""
-    return [jobs[first:first + shard_size] for first in range(0, len(jobs), shard_size)]
 
 
 def own_shards(count: int, shard: int, shards: int) -> list[int]:

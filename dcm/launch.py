@@ -1,5 +1,5 @@
 """How the workflow starts one stage (torch-free: workflow/rules/common.smk imports it): the SLURM resources of a
-rule and its launch command. A training rule given several GPUs runs one process per GPU under torchrun; one
+rule and its launch command. A multi-process rule given several GPUs runs one process per GPU under torchrun; one
 whose `resources.<rule>.gpu` exceeds `cluster.gpus_per_node` spans several nodes: one srun task per node, each
 a torchrun that joins a c10d rendezvous on the job's first host."""
 
@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dcm.errors import DCMError
 
-#: rules whose stage trains a network (one process per GPU); the others use one process
-TRAINING_RULES = frozenset({"teacher", "seme", "dete", "baseline"})
+#: rules whose stage runs one process per GPU: the training stages, and the trajectory and VBench generation
+#: stages, which split their shards or videos over the processes; the others use one process
+MULTI_PROCESS_RULES = frozenset({"teacher", "seme", "dete", "baseline", "trajectories", "vbench_sample"})
 #: the job's first host, where the rendezvous listens: SLURM's node list expanded by scontrol
 FIRST_HOST = 'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)'
 
@@ -42,9 +43,9 @@ def job_resources(cfg: dict, rule: str) -> dict:
         out["gpu_model"] = model
     count = nodes(cfg, rule)
     if count > 1:
-        if rule not in TRAINING_RULES:
-            raise DCMError(f"resources.{rule}.gpu={gpus} spans {count} nodes, but only the training rules "
-                           f"({', '.join(sorted(TRAINING_RULES))}) run across nodes")
+        if rule not in MULTI_PROCESS_RULES:
+            raise DCMError(f"resources.{rule}.gpu={gpus} spans {count} nodes, but only the multi-process rules "
+                           f"({', '.join(sorted(MULTI_PROCESS_RULES))}) run across nodes")
         per_node = gpus // count
         del out["gpu"]
         out.pop("gpu_model", None)
@@ -58,7 +59,7 @@ def command(cfg: dict, rule: str, python: str, args: str) -> str:
     """The shell command that runs `python -m dcm ARGS` for `rule`: plain, under `torchrun --standalone` on
     one node with several GPUs, or srun (one task per node) + torchrun with a c10d rendezvous across nodes."""
     gpus, count = resource(cfg, rule, "gpu", 0), nodes(cfg, rule)
-    if rule not in TRAINING_RULES or gpus <= 1:
+    if rule not in MULTI_PROCESS_RULES or gpus <= 1:
         return f"{python} -m dcm {args}"
     if count == 1:
         return f"{python} -m torch.distributed.run --standalone --nproc-per-node {gpus} -m dcm {args}"

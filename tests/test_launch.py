@@ -44,7 +44,7 @@ def test_multi_node_resources_and_command():
 
 
 @pytest.mark.parametrize("gpus,rule,needle", [(20, "seme", "not a multiple of cluster.gpus_per_node=8"),
-                                              (16, "sample", "only the training rules")])
+                                              (16, "sample", "only the multi-process rules")])
 def test_bad_multi_node_requests_name_the_key(gpus, rule, needle):
     with pytest.raises(DCMError, match=needle) as err:
         launch.job_resources(cfg(gpus, rule=rule), rule)

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from dcm import launch, layout, methods, tracking
+from dcm.backbone_specs import backbone_spec
 from dcm.config import config_hash, validate
 from dcm.errors import DCMError
 
@@ -50,6 +51,14 @@ def resources_of(rule):
     """Snakemake resources of `rule`, multi-node ones included; cluster specifics (partition, account) stay in
     the profile."""
     return launch.job_resources(config, rule)
+
+
+def scored_videos(wildcards):
+    """What `evaluate` scores for one method and step count: its sample set (tinybench), or its videos of VBench's
+    prompt suite (vbench_sample) on a backbone VBench scores."""
+    name, point = layout.sample_set(wildcards.method, wildcards.steps), point_dir(wildcards)
+    videos = layout.vbench_dir if backbone_spec(config).benchmark == "vbench" else layout.samples_dir
+    return path(videos, point, name)
 
 
 def point_dir(wildcards):

@@ -1,6 +1,6 @@
 rule evaluate:
     input:
-        lambda w: path(layout.samples_dir, point_dir(w), layout.sample_set(w.method, w.steps)),
+        scored_videos,
         path(layout.samples_dir, RUN, TEACHER_SET),
         f"{RUN}/dataset",
     output:

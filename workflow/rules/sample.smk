@@ -29,6 +29,38 @@ use rule sample as sample_at_kappa with:
         path(layout.benchmark_file, RUN, "sample-{method}-{steps}", "{kappa}")
 
 
+# VBench's videos (its prompt suite, 5 seeds per prompt) of one method, for the backbones VBench scores
+rule vbench_sample:
+    input:
+        f"{RUN}/teacher",
+        method_inputs,
+    output:
+        directory(path(layout.vbench_dir, RUN, "{method}-{steps}")),
+    wildcard_constraints:
+        method=r"[A-Za-z0-9_+@]+",
+        steps=r"\d+",
+    params:
+        kappa=kappa_args,
+    log:
+        path(layout.log_file, RUN, "vbench_sample-{method}-{steps}"),
+    benchmark:
+        path(layout.benchmark_file, RUN, "vbench_sample-{method}-{steps}")
+    threads: THREADS
+    resources:
+        **resources_of("vbench_sample"),
+    shell:
+        dcm("vbench_sample") + " --method {wildcards.method:q} --steps {wildcards.steps}{params.kappa} > {log:q} 2>&1"
+
+
+use rule vbench_sample as vbench_sample_at_kappa with:
+    output:
+        directory(path(layout.vbench_dir, layout.point_dir(RUN, "{kappa}"), "{method}-{steps}")),
+    log:
+        path(layout.log_file, RUN, "vbench_sample-{method}-{steps}", "{kappa}"),
+    benchmark:
+        path(layout.benchmark_file, RUN, "vbench_sample-{method}-{steps}", "{kappa}")
+
+
 rule compare:
     input:
         [path(layout.samples_dir, RUN, s) for s in methods.compare_sets(config)],

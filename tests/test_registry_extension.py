@@ -70,7 +70,8 @@ def test_a_registered_method_reaches_the_dag_dvc_mlflow_and_table1(toy_repo, smo
 
     shutil.copytree(smoke_run, tmp_path / "smoke")  # everything but the toy's jobs is up to date
     shutil.rmtree(tmp_path / "smoke" / "tables" / "table1")
-    _run(toy_repo, snakemake, "--cores", "2", *smoke, f"{tmp_path}/smoke/tables/table1")
+    _run(toy_repo, snakemake, f"{tmp_path}/smoke/tables/table1", "--cores", "2", *smoke)  # target first: --config
+    # takes every argument after it
     rows = pd.read_csv(tmp_path / "smoke" / "tables" / "table1" / "table1.csv")
     assert rows.loc[rows["method"] == "toy", "steps"].tolist() == [4]
     assert not (tmp_path / "smoke" / "samples" / "dcm-4.partial").exists()

@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the dcm package of this checkout, as the Snakefile sees it (not an installed one)
 DEFAULT_CONFIG = "config/config.yaml"
 # The stage commands run with the interpreter `./scripts/setup.sh` creates, from the repo root.
 INTERPRETER = ".venv/bin/python"

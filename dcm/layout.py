@@ -7,7 +7,7 @@ the workflow passes strings with wildcards such as "{method}" through the same f
         dataset/ teacher/network/ trajectories/ <trainer>/network/ (vcm, lcm, pcm, ...)
         seme/<tc|plain>/network/  dete/<variant>/   samples/<method>-<steps>/  eval/<method>-<steps>/
         kappa/<K>/{seme,dete,samples,eval}/...   one point of the kappa sweep (Fig. 10, right)
-        compare/ weightdiff/ trajdist/ figures/ userstudy/ userstudy-answers/ tables/<table>/
+        latency/ compare/ weightdiff/ trajdist/ figures/ userstudy/ userstudy-answers/ tables/<table>/
         logs/[kappa<K>/]<job>.log  benchmarks/[kappa<K>/]<job>.tsv
 """
 
@@ -21,6 +21,7 @@ NETWORK = "network"  # a trained network inside its stage's output
 DETAIL_WEIGHTS = "detail_expert.safetensors"  # a parameter-efficient DetE: LoRA and copied timestep layers
 DETAIL_CONFIG = "detail_expert.json"  # its LoRA rank and alpha, and the SemE it was trained on
 SAMPLES = "samples.safetensors"  # latents and decoded videos of a sample set
+LATENCY = "latency.json"  # Table 1's latency column, every sampler timed interleaved in one job
 TABLE_DIRS = {"1": "table1", "2": "table2", "3": "table3", "kappa": "kappa_sweep"}
 
 
@@ -76,13 +77,18 @@ def dete_dir(point: str | Path, variant: str) -> Path:
 
 
 def samples_dir(point: str | Path, name: str) -> Path:
-    """A sample set's videos, latents, schedule and latency."""
+    """A sample set's videos, latents and schedule."""
     return Path(point) / "samples" / name
 
 
 def vbench_dir(point: str | Path, name: str) -> Path:
     """A sample set's VBench videos (its prompt suite, 5 seeds per prompt) and their manifest."""
     return Path(point) / "vbench" / name
+
+
+def latency_dir(run: str | Path) -> Path:
+    """Table 1's latency measurement: every Table 1 sampler timed interleaved in one job (file `LATENCY`)."""
+    return Path(run) / "latency"
 
 
 def eval_dir(point: str | Path, name: str) -> Path:

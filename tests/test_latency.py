@@ -54,7 +54,7 @@ def test_latency_stage_times_every_table1_sampler_in_one_file(tmp_path):
                               "sampling.latency.warmup=0", "sampling.latency.repeats=2"])
     random_run(cfg)
     latency.run(cfg)
-    written = read_json(tmp_path / "smoke" / "latency" / latency.LATENCY_FILE)
+    written = read_json(tmp_path / "smoke" / "latency" / "latency.json")
     assert sorted(written["per_video"]) == sorted(table1_sets(cfg))
     assert written["reference"] == "teacher-10" and written["speedup"]["teacher-10"] == 1.0
     assert all(len(t["seconds"]) == 2 and t["median_s"] > 0 for t in written["per_video"].values())

@@ -1,27 +1,12 @@
-"""Tables 1 and 3 and the kappa sweep from result files, and the latency measurement behind Table 1's latency column."""
+"""Tables 1 and 3 and the kappa sweep from result files."""
 
 import itertools
 
 import pytest
 
-from dcm.eval.latency import measure_latency
 from dcm.io import write_json
 from dcm.methods import table1_sets
 from dcm.report.tables import kappa_sweep_rows, seed_spread, table1_rows, table3_rows, to_markdown
-
-
-def test_latency_is_the_median_of_the_timed_repeats_after_warmup():
-    calls = []
-    ticks = iter([0.0, 3.0, 10.0, 11.0, 20.0, 22.0])  # durations 3, 1, 2 -> median 2
-    result = measure_latency(lambda: calls.append(1), warmup=2, repeats=3, clock=lambda: next(ticks))
-    assert len(calls) == 5  # 2 untimed warm-ups + 3 timed
-    assert result["seconds"] == [3.0, 1.0, 2.0]
-    assert (result["median_s"], result["min_s"], result["max_s"]) == (2.0, 1.0, 3.0)
-
-
-def test_latency_needs_a_timed_repeat():
-    with pytest.raises(ValueError, match="repeats"):
-        measure_latency(lambda: None, warmup=0, repeats=0)
 
 
 def _scores(totals):
@@ -36,18 +21,19 @@ def test_seed_spread_is_mean_and_sample_std_in_percent():
     assert std == pytest.approx(2.0)  # sqrt(((-2)^2 + 0 + 2^2) / (3 - 1))
 
 
-def _write_set(root, name, totals, median_s):
+def _write_set(root, name, totals):
     write_json(root / "eval" / name / "scores.json", _scores(totals))
-    write_json(root / "samples" / name / "latency.json", {"per_video": {"median_s": median_s}})
 
 
 def test_table1_rows_compare_every_method_with_the_teacher(tmp_path):
-    _write_set(tmp_path, "teacher-50", [0.9, 0.9], 5.0)
+    _write_set(tmp_path, "teacher-50", [0.9, 0.9])
     for (method, base), steps in itertools.product([("teacher", 0.5), ("lcm", 0.6), ("pcm", 0.7), ("dcm", 0.8)], [4]):
-        _write_set(tmp_path, f"{method}-{steps}", [base, base + 0.02], 0.5)
+        _write_set(tmp_path, f"{method}-{steps}", [base, base + 0.02])
     sets = table1_sets({"sampling": {"teacher_steps": 50, "steps": [4]}, "tables": {"method": "dcm"}})
     assert sets == ["teacher-50", "teacher-4", "lcm-4", "pcm-4", "dcm-4"]
-    rows = table1_rows(tmp_path / "eval", tmp_path / "samples", sets).to_dict("records")
+    write_json(tmp_path / "latency.json", {"per_video": {name: {"median_s": 5.0 if name == "teacher-50" else 0.5}
+                                                         for name in sets}})
+    rows = table1_rows(tmp_path / "eval", tmp_path / "latency.json", sets).to_dict("records")
     assert [(r["method"], r["steps"]) for r in rows] == [("teacher", 50), ("teacher", 4), ("lcm", 4), ("pcm", 4),
                                                         ("dcm", 4)]
     dcm = rows[-1]
@@ -57,11 +43,21 @@ def test_table1_rows_compare_every_method_with_the_teacher(tmp_path):
     assert dcm["seeds"] == 2 and dcm["frechet_to_real"] == 1.5
 
 
+def test_table1_refuses_a_latency_file_without_one_of_its_sets(tmp_path):
+    from dcm.errors import DCMError
+
+    _write_set(tmp_path, "teacher-50", [0.9])
+    _write_set(tmp_path, "dcm-4", [0.8])
+    write_json(tmp_path / "latency.json", {"per_video": {"teacher-50": {"median_s": 1.0}}})
+    with pytest.raises(DCMError, match=r"has no latency for \['dcm-4'\]: rerun the 'latency' stage"):
+        table1_rows(tmp_path / "eval", tmp_path / "latency.json", ["teacher-50", "dcm-4"])
+
+
 def test_table3_rows_carry_the_ablation_switches(tmp_path):
     variants = {"vcm": dict(decouple=False, parameter_efficient=False, temporal_coherence=False, gan=False),
                 "dcm": dict(decouple=True, parameter_efficient=True, temporal_coherence=True, gan=True)}
-    _write_set(tmp_path, "vcm-4", [0.7], 1.0)
-    _write_set(tmp_path, "dcm-4", [0.8], 1.0)
+    _write_set(tmp_path, "vcm-4", [0.7])
+    _write_set(tmp_path, "dcm-4", [0.8])
     frame = table3_rows(tmp_path / "eval", variants, 4)
     rows = frame.to_dict("records")
     assert [r["row"] for r in rows] == ["(1)", "(2)"]

@@ -40,6 +40,7 @@ RULE_PARAMS = {
     "dete": ["seed", "backbone", "schedule", "distill", "dete", "variants"],
     "weightdiff": ["backbone", "variants"],
     "sample": ["seed", "backbone", "schedule", "sampling"],
+    "latency": ["seed", "backbone", "schedule", "sampling", "tables"],
     "compare": ["backbone", "schedule", "sampling"],
     "evaluate": ["seed", "backbone", "data", "sampling", "evaluate"],
     "trajdist": ["schedule", "trajdist"],
@@ -55,6 +56,7 @@ PERSISTENT_RULES = {"teacher", "trajectories", "seme", "dete", "baseline"}
 # JSON score files inside a rule's output directory, for `dvc metrics show`; outputs that are .json
 # files themselves are metrics too.
 SCORE_FILES = {"teacher": ["prompt_following.json"], "compare": ["distances.json"], "evaluate": ["scores.json"],
+               "latency": ["latency.json"],
                "table": ["table{table}.json"], "kappa_table": ["kappa_sweep.json"]}
 # Per-step training curve inside a training output, for `dvc plots show` (DVC reads CSV, not JSONL).
 CURVE_FILE = "metrics.csv"
@@ -125,13 +127,17 @@ def portable_command(job: dict) -> str:
 def job_sections(job: dict, cfg: dict) -> list[str] | None:
     """The config sections one job reads: its rule's, plus its registry entry's; None for the whole config."""
     from dcm import methods
+    from dcm.layout import parse_sample_set
 
     rule, wildcards = base_rule(job), job["wildcards"]
     if rule == "baseline":
         return list(methods.TRAINERS[wildcards["baseline"]].reads)
     sections = RULE_PARAMS.get(rule)
-    if sections is not None and rule == "sample":
+    if rule == "sample":
         sections = [*sections, *methods.method(cfg, wildcards["method"]).reads]
+    if rule == "latency":
+        sections = [*sections, *(s for name in methods.table1_sets(cfg)
+                                 for s in methods.method(cfg, parse_sample_set(name)[0]).reads)]
     return sections
 
 

@@ -1,4 +1,5 @@
-"""Wall time per video for Table 1's latency column: warm-up runs, then the median of timed repeats."""
+"""Wall time per video for Table 1's latency column: samplers timed round-robin, warm-up rounds, then the median of
+timed rounds."""
 
 from __future__ import annotations
 
@@ -44,8 +45,3 @@ def interleaved_latency(calls: Mapping[str, Callable[[], object]], warmup: int, 
     return {name: {"median_s": statistics.median(t), "min_s": min(t), "max_s": max(t), "repeats": repeats,
                    "warmup": warmup, "seconds": t, "device": device} for name, t in seconds.items()}
 
-
-def measure_latency(generate: Callable[[], object], warmup: int, repeats: int,
-                    clock: Callable[[], float] = time.perf_counter) -> dict:
-    """Median, min and max seconds of `repeats` calls of `generate` after `warmup` untimed calls."""
-    return interleaved_latency({"generate": generate}, warmup, repeats, clock)["generate"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from dcm.errors import DCMError
 from dcm.io import read_json
 from dcm.layout import parse_sample_set
 
@@ -36,11 +37,15 @@ def _scores(directory: Path, name: str) -> dict:
     return _score_columns(read_json(directory / name / "scores.json"))
 
 
-def table1_rows(eval_dir: Path, samples_dir: Path, sets: list[str]) -> pd.DataFrame:
-    """Table 1: latency, speed-up over the first set (the full-step teacher) and scores of each sample set."""
+def table1_rows(eval_dir: Path, latency_file: Path, sets: list[str]) -> pd.DataFrame:
+    """Table 1: latency (all sets timed interleaved in one job), speed-up over the first set (the full-step
+    teacher) and scores of each sample set."""
+    timed = read_json(latency_file)["per_video"]
+    missing = [name for name in sets if name not in timed]
+    if missing:
+        raise DCMError(f"{latency_file} has no latency for {missing}: rerun the 'latency' stage")
     frame = pd.DataFrame([{"method": parse_sample_set(name)[0], "steps": parse_sample_set(name)[1],
-                           "latency_s": read_json(samples_dir / name / "latency.json")["per_video"]["median_s"],
-                           **_scores(eval_dir, name)} for name in sets])
+                           "latency_s": timed[name]["median_s"], **_scores(eval_dir, name)} for name in sets])
     frame.insert(3, "speedup", frame["latency_s"].iloc[0] / frame["latency_s"])
     return frame
 

@@ -18,9 +18,6 @@ from dcm.schedule import PhaseSchedule
 
 log = logging.getLogger("dcm")
 
-LATENCY_FILE = "latency.json"
-
-
 def speedups(per_set: dict[str, dict], reference: str) -> dict[str, float]:
     """Median latency of `reference` over each set's median latency."""
     return {name: per_set[reference]["median_s"] / timing["median_s"] for name, timing in per_set.items()}
@@ -54,6 +51,6 @@ def run(cfg: dict) -> None:
     faults = above_step_limit(speedup, sets[0])
     if faults:
         log.warning("speed-up above the step-count limit (a timing fault): %s", faults)
-    with stage_output(layout.run_dir(cfg) / "latency", cfg) as work:
-        write_json(work / LATENCY_FILE, {"reference": sets[0], "batch_size": 1, "per_video": per_set,
+    with stage_output(layout.latency_dir(layout.run_dir(cfg)), cfg) as work:
+        write_json(work / layout.LATENCY, {"reference": sets[0], "batch_size": 1, "per_video": per_set,
                                          "speedup": speedup, "above_step_limit": faults})

@@ -8,7 +8,6 @@ import torch
 from dcm import layout, methods
 from dcm.backbones import load_backbone, teacher_network_dir
 from dcm.data.procedural import Factors
-from dcm.eval.latency import measure_latency
 from dcm.eval.prompt_following import prompt_following
 from dcm.io import save_tensors, write_json
 from dcm.method_samplers import SamplerRequest, build_sampler, sample_seeds, sampling_prompts
@@ -29,18 +28,12 @@ def run(cfg: dict, method: str, steps: int) -> None:
     latents = torch.cat([sampler(seeded_noise(backbone.latent_shape, s[i:i + chunk]), cond[i:i + chunk], s[i:i + chunk])
                          for s in seeds for i in range(0, len(prompts), chunk)])
     videos = backbone.decode(latents)
-    one_seed = seeds[0][:1]
-    one_noise, one_cond = seeded_noise(backbone.latent_shape, one_seed), cond[:1]
-    timing = cfg["sampling"]["latency"]
-    latency = measure_latency(lambda: backbone.decode(sampler(one_noise, one_cond, one_seed)), timing["warmup"],
-                              timing["repeats"])
     with stage_output(layout.samples_dir(request.point, layout.sample_set(method, steps)), cfg) as work:
         save_tensors(work / layout.SAMPLES, {"latents": latents, "videos": videos})
         save_gif(videos, work / "samples.gif")
         save_filmstrip(videos, work / "filmstrip.png")
         write_json(work / "meta.json", {"method": method, "steps": steps, "schedule": request.schedule,
                                         "prompts": prompts, "seeds": seeds, "batch_size": len(prompts)})
-        write_json(work / "latency.json", {"method": method, "steps": steps, "per_video": latency})
         factors = [Factors.from_caption(p) for p in prompts] * len(cfg["sampling"]["seeds"])
         known = [k for k, f in enumerate(factors) if f is not None]
         if known:

@@ -29,7 +29,8 @@ def run(cfg: dict, table: str) -> None:
         raise DCMError(f"unknown table {table!r}: this stage makes tables {list(TABLES)} (Table 2 is `table2`)")
     run_dir = layout.run_dir(cfg)
     if table == "1":
-        rows = table1_rows(layout.require(run_dir / "eval", "evaluate"), run_dir / "samples", table1_sets(cfg))
+        rows = table1_rows(layout.require(run_dir / "eval", "evaluate"),
+                           layout.require(layout.latency_dir(run_dir) / layout.LATENCY, "latency"), table1_sets(cfg))
     elif table == "3":
         rows = table3_rows(layout.require(run_dir / "eval", "evaluate"), cfg["variants"],
                            cfg["tables"]["ablation_steps"])

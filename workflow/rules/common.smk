@@ -92,6 +92,12 @@ def method_inputs(wildcards):
     return [str(p) for p in methods.networks(config, entry, RUN, point_dir(wildcards))]
 
 
+def table1_networks(wildcards):
+    """What `latency` needs: the training outputs of every Table 1 method."""
+    sets = (layout.parse_sample_set(name)[0] for name in TABLE_SETS["1"])
+    return sorted({str(p) for m in sets for p in methods.networks(config, methods.method(config, m), RUN, RUN)})
+
+
 def trainer_sections(wildcards):
     """Hash of the config sections a training stage reads (its registry entry): a change reruns it."""
     return config_hash(config, *methods.TRAINERS[wildcards.baseline].reads)

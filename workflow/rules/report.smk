@@ -1,7 +1,7 @@
 rule table:
     input:
         lambda w: [path(layout.eval_dir, RUN, s) for s in TABLE_SETS[w.table]],
-        lambda w: [path(layout.samples_dir, RUN, s) for s in TABLE_SETS[w.table]],
+        lambda w: [path(layout.latency_dir, RUN)] if w.table == "1" else [],
     output:
         report(
             directory(f"{RUN}/tables/table{{table}}"),  # layout.table_dir(RUN, "1" or "3")

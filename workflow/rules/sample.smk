@@ -29,6 +29,24 @@ use rule sample as sample_at_kappa with:
         path(layout.benchmark_file, RUN, "sample-{method}-{steps}", "{kappa}")
 
 
+# Table 1's latency column: every Table 1 sampler timed interleaved in one job, so speed-ups share one machine state
+rule latency:
+    input:
+        f"{RUN}/teacher",
+        table1_networks,
+    output:
+        directory(path(layout.latency_dir, RUN)),
+    log:
+        path(layout.log_file, RUN, "latency"),
+    benchmark:
+        path(layout.benchmark_file, RUN, "latency")
+    threads: THREADS
+    resources:
+        **resources_of("latency"),
+    shell:
+        dcm("latency") + " > {log:q} 2>&1"
+
+
 # VBench's videos (its prompt suite, 5 seeds per prompt) of one method, for the backbones VBench scores
 rule vbench_sample:
     input:

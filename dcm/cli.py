@@ -7,10 +7,12 @@ import importlib
 import logging
 import os
 import sys
+from pathlib import Path
 
 from dcm import methods, tracking
 from dcm.config import at_kappa, load_config
 from dcm.errors import DCMError
+from dcm.io import check_writable
 
 log = logging.getLogger("dcm")
 
@@ -95,17 +97,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def check_arguments(cfg: dict, args: dict) -> None:
-    """Refuse a method, step count or variant the config cannot run, before any work or tracking starts."""
-    if "variant" in args:
-        methods.variant_flags(cfg, args["variant"])
-    if "method" in args:
-        if "steps" in args:
-            methods.check_request(cfg, args["method"], args["steps"])
-        else:
-            methods.method(cfg, args["method"])
-
-
 def seed_torch(cfg: dict) -> None:
     """Deterministic, thread-limited torch for this process."""
     import torch
@@ -123,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             cfg = at_kappa(cfg, args.kappa)
         extra = {k: v for k, v in vars(args).items()
                  if k in ("variant", "method", "steps", "table", "as_json", "shard", "shards")}
-        check_arguments(cfg, extra)
+        methods.check_arguments(cfg, extra)
+        check_writable(Path(cfg["results_dir"]), "results_dir")
         seed_torch(cfg)
         log.info("CUDA_VISIBLE_DEVICES=%s SLURM_JOB_ID=%s RANK=%s WORLD_SIZE=%s",
                  os.environ.get("CUDA_VISIBLE_DEVICES", ""), os.environ.get("SLURM_JOB_ID", ""),

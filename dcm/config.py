@@ -11,6 +11,7 @@ import jsonschema
 import yaml
 
 from dcm.errors import DCMError
+from dcm.io import yaml_problem
 
 SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
 
@@ -44,7 +45,7 @@ def _parse_override(text: str) -> tuple[list[str], object]:
     try:
         return key.split("."), yaml.safe_load(value)
     except yaml.YAMLError as err:
-        raise DCMError(f"override {key}: the value is not valid YAML ({err.problem})") from err
+        raise DCMError(f"override {key}: the value is not valid YAML ({yaml_problem(err)})") from err
 
 
 def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
@@ -112,6 +113,10 @@ def _check_data(cfg: dict, source: str) -> None:
     if spec.prompts == "procedural":
         from dcm.data.procedural import all_factors, path_length
 
+        if data.get("prompt_file"):
+            raise DCMError(f"{source}: data.prompt_file={data['prompt_file']} is not read by backbone.name="
+                           f"{cfg['backbone']['name']}, whose prompts are the procedural clips' captions; remove it")
+
         prompts = len(all_factors())
         needed = path_length(shape["frames"], data["object_size"], data["speed"])
         if needed > min(shape["height"], shape["width"]):
@@ -140,9 +145,11 @@ def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise DCMError(f"config file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as err:
+        raise DCMError(f"config {path} is not UTF-8 text (byte {err.start}: {err.reason})") from None
     except yaml.YAMLError as err:
-        raise DCMError(f"config {path} is not valid YAML: {err}") from err
+        raise DCMError(f"config {path} is not valid YAML: {yaml_problem(err)}") from None
     if not isinstance(raw, dict):
         raise DCMError(f"config {path} must be a mapping at the top level")
     return raw

@@ -15,8 +15,7 @@ from dcm.errors import DCMError
 from dcm.experts import Expert
 from dcm.noise_probe import PROBE_FILE, training_probe
 from dcm.schedule import PhaseSchedule
-from dcm.training import DiscriminatorStep
-from dcm.training import TrainLoop, adamw, make_ema, scale_options
+from dcm.training import DiscriminatorStep, TrainLoop, adamw, check_batch_fits, make_ema, scale_options
 from dcm.trajectories import OnlineTeacher, TrajectoryCache, latents_hash, teacher_velocity, trajectory_hash
 
 
@@ -44,6 +43,7 @@ def train_consistency(cfg: dict, section: str, backbone: Backbone, student: Expe
     """Phased consistency distillation of `student` on teacher pairs (from `pair_source`) with n in index_range
     (Eq. 6/7); with `probe`, the Fig. 2 noise-level probe (`<section>.probe_*`) writes noise_probe.json."""
     scfg, dcfg, sigmas = cfg[section], cfg["distill"], PhaseSchedule.from_config(cfg).sigmas
+    check_batch_fits(section, scfg["batch_size"], backbone.latent_shape, tensors_per_sample=3)  # x_n, x_{n-1}, x_0
     ema = make_ema(student, dcfg["ema_decay"]) if dcfg["target"] == "ema" else None
     target = (ema.module if ema is not None else student).velocity_fn(backbone)
     objective = PhasedConsistency(

@@ -16,6 +16,7 @@ from dcm.errors import DCMError
 
 if TYPE_CHECKING:
     import torch
+    import yaml
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -47,6 +48,25 @@ def atomic_path(path: str | os.PathLike, is_dir: bool = False) -> Iterator[Path]
         else:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def yaml_problem(err: "yaml.YAMLError") -> str:
+    """One line for a YAML error: its line and column (1-based) and what is wrong."""
+    mark = getattr(err, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    return where + str(getattr(err, "problem", None) or err).replace("\n", " ")
+
+
+def check_writable(path: Path, key: str) -> None:
+    """Refuse, naming the config `key`, a directory that cannot be created or written; nothing is left behind
+    (the probe is made and removed in the nearest existing ancestor)."""
+    ancestor = next(p for p in [path, *path.parents] if p.exists())
+    try:
+        if not ancestor.is_dir():
+            raise NotADirectoryError(f"{ancestor} is not a directory")
+        os.rmdir(tempfile.mkdtemp(prefix=".dcm-write-probe-", dir=ancestor))
+    except OSError as err:
+        raise DCMError(f"{key}={path}: cannot write there ({err.strerror or err})") from None
 
 
 def replace_directory(src: Path, dst: Path) -> None:

@@ -161,6 +161,18 @@ def check_request(cfg: dict, name: str, steps: int) -> Method:
 
 # The sample sets the workflow builds, each once, in a fixed order.
 
+def check_arguments(cfg: dict, args: dict) -> None:
+    """Refuse a method, step count or variant the config cannot run (a stage's options, or a workflow job's
+    wildcards), before any work or tracking starts."""
+    if "variant" in args:
+        variant_flags(cfg, args["variant"])
+    if "method" in args:
+        if "steps" in args:
+            check_request(cfg, args["method"], int(args["steps"]))
+        else:
+            method(cfg, args["method"])
+
+
 def table1_sets(cfg: dict) -> list[str]:
     """Table 1: the teacher at its full step count, then at each step count the teacher's own few-step solve
     (a reference row the paper does not have), the baselines and `tables.method`."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import signal
 import threading
 from dataclasses import dataclass, field
@@ -365,6 +366,17 @@ def _read_metrics(path: Path, keep: int) -> list[dict]:
         return []
     lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return [line for line in lines if line["step"] <= keep]
+
+
+def check_batch_fits(section: str, batch_size: int, sample_shape: tuple[int, ...], tensors_per_sample: int) -> None:
+    """Refuse, before any work, a `<section>.batch_size` whose fp32 inputs alone (`tensors_per_sample` tensors of
+    `sample_shape` per sample, this process's share of the global batch) exceed this machine's memory."""
+    share = math.ceil(batch_size / distributed.world_size())
+    needed = share * tensors_per_sample * math.prod(sample_shape) * 4
+    available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > available:
+        raise DCMError(f"{section}.batch_size={batch_size}: one batch of inputs needs {needed / 1e9:.1f} GB per "
+                       f"process, more than this machine's {available / 1e9:.1f} GB of memory")
 
 
 def make_ema(student: nn.Module, decay: float) -> AveragedModel:

@@ -49,7 +49,7 @@ def test_json_and_yaml_lists_keep_prompts_exactly(tmp_path):
     ("p.json", '["a cat", 3]', "item 2 must be a non-empty string"),
     ("p.json", '{"a": "b"}', "must hold a list of strings, not dict"),
     ("p.json", '["a cat",\n "a dog"', "invalid JSON at line 2"),
-    ("p.yaml", "- a cat\n- [unclosed\n", "invalid YAML at line 3"),
+    ("p.yaml", "- a cat\n- [unclosed\n", "invalid YAML at line 3, column 1"),
     ("p.yaml", "[]", "holds no prompts"),
 ])
 def test_bad_prompt_lists_are_refused_naming_the_item_or_line(tmp_path, name, content, message):

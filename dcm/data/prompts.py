@@ -11,7 +11,7 @@ import yaml
 
 from dcm.data.procedural import Factors
 from dcm.errors import DCMError
-from dcm.io import read_json
+from dcm.io import read_json, yaml_problem
 
 PROMPTS_FILE = "prompts.json"
 LIST_SUFFIXES = (".json", ".yaml", ".yml")  # prompt files read as a list of strings, not as lines
@@ -76,9 +76,7 @@ def _prompt_list(text: str, key: str, is_json: bool) -> list[tuple[str, str]]:
     except json.JSONDecodeError as err:
         raise DCMError(f"{key}: invalid JSON at line {err.lineno}: {err.msg}") from err
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "the start"
-        raise DCMError(f"{key}: invalid YAML at {where}: {getattr(err, 'problem', None) or err}") from err
+        raise DCMError(f"{key}: invalid YAML at {yaml_problem(err)}") from err
     if not isinstance(prompts, list):
         raise DCMError(f"{key}: a .json/.yaml prompt file must hold a list of strings, not {type(prompts).__name__}")
     for number, prompt in enumerate(prompts, start=1):

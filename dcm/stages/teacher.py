@@ -23,7 +23,7 @@ from dcm.pretrain import ClipSampler, FlowMatching
 from dcm.sampling import euler_sample, seeded_noise
 from dcm.outputs import stage_output
 from dcm.schedule import PhaseSchedule
-from dcm.training import TrainLoop, adamw, scale_options
+from dcm.training import TrainLoop, adamw, check_batch_fits, scale_options
 from dcm.video import save_filmstrip, save_gif
 
 MAX_WORDS = 5
@@ -36,6 +36,7 @@ def run(cfg: dict) -> None:
         return
     dataset = layout.require(layout.run_dir(cfg) / "dataset", "dataset")
     clips = load_tensors(dataset / "clips.safetensors")["clips"]
+    check_batch_fits("teacher", cfg["teacher"]["batch_size"], tuple(clips.shape[1:]), tensors_per_sample=3)  # x0, noise, x_t
     records = read_json(dataset / "prompts.json")["clips"]
     backbone = TinyBackbone.from_config(cfg["backbone"], vocabulary(), MAX_WORDS)
     net = backbone.new_network(cfg["backbone"]["model"])

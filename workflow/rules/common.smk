@@ -6,7 +6,7 @@ from pathlib import Path
 
 from dcm import launch, layout, methods, tracking
 from dcm.backbone_specs import backbone_spec
-from dcm.config import config_hash, validate
+from dcm.config import at_kappa, config_hash, validate
 from dcm.errors import DCMError
 
 
@@ -53,9 +53,22 @@ def resources_of(rule):
     return launch.job_resources(config, rule)
 
 
+def checked(wildcards):
+    """The wildcards of a job, once its method, step count, variant and kappa are ones the config can run; a
+    target that asks for anything else stops the workflow with one line, before any job starts."""
+    values = dict(wildcards.items())
+    try:
+        cfg = at_kappa(config, int(values["kappa"]), "kappa") if "kappa" in values else config
+        methods.check_arguments(cfg, values)
+    except DCMError as err:
+        sys.exit(f"error: a target asks for {', '.join(f'{k}={v}' for k, v in values.items())}: {err}")
+    return wildcards
+
+
 def scored_videos(wildcards):
     """What `evaluate` scores for one method and step count: its sample set (tinybench), or its videos of VBench's
     prompt suite (vbench_sample) on a backbone VBench scores."""
+    wildcards = checked(wildcards)
     name, point = layout.sample_set(wildcards.method, wildcards.steps), point_dir(wildcards)
     videos = layout.vbench_dir if backbone_spec(config).benchmark == "vbench" else layout.samples_dir
     return path(videos, point, name)
@@ -88,7 +101,7 @@ def seme_variant(tc):
 
 def method_inputs(wildcards):
     """What `sample` needs for one method: the training outputs its registry entry names."""
-    entry = methods.method(config, wildcards.method)
+    entry = methods.method(config, checked(wildcards).method)
     return [str(p) for p in methods.networks(config, entry, RUN, point_dir(wildcards))]
 
 

@@ -25,7 +25,7 @@ rule dete:
         f"{RUN}/teacher",
         f"{RUN}/trajectories",
         lambda w: path(layout.seme_dir, point_dir(w), VARIANTS[w.variant]["temporal_coherence"])
-        if VARIANTS[w.variant]["parameter_efficient"] else [],
+        if VARIANTS[checked(w).variant]["parameter_efficient"] else [],
     output:
         directory(path(layout.dete_dir, RUN, "{variant}")),
     params:

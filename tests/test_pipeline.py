@@ -14,8 +14,7 @@ from dcm.solvers import teacher_sigmas
 from dcm.stages.trajectories import TRAJECTORY_SEED_OFFSET
 from tests.helpers import SMOKE
 
-METHODS = {"teacher-10", "teacher-4", "lcm-4", "pcm-4", "vcm-4", "od-4", "od_pe-4", "od_pe_tc-4", "od_pe_gf-4",
-           "dcm-4", "seme+vcm-4", "vcm+dete-4"}
+METHODS = {"teacher-10", "teacher-4", "lcm-4", "pcm-4", "vcm-4", "od-4", "dcm-4", "seme+vcm-4", "vcm+dete-4"}
 
 
 def test_every_stage_wrote_its_outputs(smoke_run):
@@ -129,7 +128,7 @@ def test_tables_one_and_three_are_built_from_the_scores(smoke_run):
     assert float(table1[-1]["total"]) == pytest.approx(100 * sum(per_seed) / len(per_seed))
     assert float(table1[0]["speedup"]) == 1.0
     table3 = (smoke_run / "tables" / "table3" / "table3.md").read_text()
-    assert table3.count("\n") == 2 + 6 and "| (6) | dcm | ✓ | ✓ | ✓ | ✓ |" in table3
+    assert table3.count("\n") == 2 + 3 and "| (3) | dcm | ✓ | ✓ | ✓ | ✓ |" in table3
 
 
 def test_kappa_sweep_retrains_dcm_at_each_other_kappa(smoke_run):

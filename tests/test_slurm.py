@@ -1,7 +1,7 @@
-"""The smoke pipeline up to Table 1 (data, teacher, trajectories, DCM's two experts, LCM, PCM, sampling,
-evaluation, the table: 17 jobs) through `snakemake --profile slurm` on a real single-node SLURM cluster with two
-fake GPUs (scripts/slurm/cluster.sh), checking that GPU rules were given CUDA_VISIBLE_DEVICES. The local-executor
-test (tests/test_workflow.py) runs every rule; this one keeps CI short."""
+"""The smoke pipeline up to the teacher's 4-step samples (dataset on a CPU job; teacher and sample on GPU jobs)
+through `snakemake --profile slurm` on a real single-node SLURM cluster with two fake GPUs
+(scripts/slurm/cluster.sh), checking that GPU rules were given CUDA_VISIBLE_DEVICES and CPU rules were not. Every
+rule runs through the same executor settings; the local-executor test (tests/test_workflow.py) runs all of them."""
 
 import re
 import subprocess
@@ -23,9 +23,10 @@ def cluster():
 def test_smoke_pipeline_on_slurm(cluster, tmp_path):
     run = tmp_path / "smoke"
     proc = snakemake("--profile", "slurm", "--configfile", str(SMOKE), "--config", f"results_dir={tmp_path}",
-                     "--", str(run / "tables" / "table1"), timeout=1800)
+                     "--", str(run / "samples" / "teacher-4"), timeout=1800)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    assert len((run / "tables" / "table1" / "table1.csv").read_text().splitlines()) == 1 + 5
+    assert (run / "samples" / "teacher-4" / "samples.safetensors").is_file()
+    assert re.search(r"CUDA_VISIBLE_DEVICES=\d", (run / "logs" / "sample-teacher-4.log").read_text())
     gpu_log = (run / "logs" / "teacher.log").read_text()
     assert re.search(r"CUDA_VISIBLE_DEVICES=\d", gpu_log), gpu_log[:500]
     assert re.search(r"SLURM_JOB_ID=\d+", gpu_log)

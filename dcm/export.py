@@ -38,10 +38,11 @@ def phase_schedule_config(phases: PhaseSchedule) -> dict:
             "pcm_phases": phases.pcm_phases}
 
 
-def scheduled_indices(config, num_inference_steps: int) -> list[int]:
+def scheduled_indices(scheduler, num_inference_steps: int) -> list[int]:
     """The grid indices a few-step scheduler's `phase_schedule` and `cut` visit in `num_inference_steps` steps."""
+    config = scheduler.config
     if not config.phase_schedule:
-        raise DCMError(f"{config._class_name} needs phase_schedule (the run's PhaseSchedule fields)")
+        raise DCMError(f"{type(scheduler).__name__} needs phase_schedule (the run's PhaseSchedule fields)")
     return PhaseSchedule(**config.phase_schedule).few_step(config.cut, num_inference_steps)
 
 
@@ -61,7 +62,7 @@ class FewStepFlowMatchScheduler(FlowMatchEulerDiscreteScheduler):
         grid = self.config.grid_sigmas
         if not grid or grid[0] != 0:
             raise DCMError("FewStepFlowMatchScheduler needs grid_sigmas (with sigma_0 = 0)")
-        schedule = scheduled_indices(self.config, num_inference_steps)
+        schedule = scheduled_indices(self, num_inference_steps)
         super().set_timesteps(sigmas=[grid[i] for i in schedule[:-1]], device=device)
         if self.config.grid_timesteps:
             self.timesteps = torch.tensor([self.config.grid_timesteps[i] for i in schedule[:-1]],
@@ -82,7 +83,7 @@ class FewStepCogVideoXDDIMScheduler(CogVideoXDDIMScheduler):
         """The grid timesteps of a `num_inference_steps`-step schedule, highest first."""
         if not self.config.grid_timesteps:
             raise DCMError("FewStepCogVideoXDDIMScheduler needs grid_timesteps")
-        schedule = scheduled_indices(self.config, num_inference_steps)
+        schedule = scheduled_indices(self, num_inference_steps)
         self.num_inference_steps = num_inference_steps
         self.timesteps = torch.tensor([self.config.grid_timesteps[i] for i in schedule[:-1]], dtype=torch.int64,
                                       device=device)

@@ -12,6 +12,7 @@ if not workflow.config_settings.configfiles:
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/teacher.smk"
+include: "workflow/rules/trajectories.smk"
 include: "workflow/rules/distill.smk"
 include: "workflow/rules/sample.smk"
 include: "workflow/rules/evaluate.smk"

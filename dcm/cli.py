@@ -48,7 +48,8 @@ STAGES = {
                "dcm.stages.table2:run"),
     "tables": ("Table 1, Table 3 or the kappa sweep (Fig. 10, right) as CSV and Markdown from the evaluation and "
                "latency files", "dcm.stages.tables:run"),
-    "export": ("a distilled DCM variant, VCM or PCM as a stock diffusers pipeline directory (Wan, HunyuanVideo)",
+    "export": ("a distilled DCM variant, VCM or PCM as a stock diffusers pipeline directory "
+               "(Wan, HunyuanVideo, CogVideoX)",
                "dcm.stages.export:run"),
     "figures": ("the paper's figures (Fig. 2, 3, 5, 10 and sample grids) as PNG from the run's result files",
                 "dcm.stages.figures:run"),

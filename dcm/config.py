@@ -99,8 +99,27 @@ def check_consistency(cfg: dict, source: str) -> None:
     _check_data(cfg, source)
 
 
+def prompt_count(cfg: dict) -> int:
+    """How many prompts the dataset stage splits: every procedural combination, or those of data.prompt_file."""
+    from dcm.backbone_specs import backbone_spec
+
+    if backbone_spec(cfg).prompts == "procedural":
+        from dcm.data.procedural import all_factors
+
+        return len(all_factors())
+    from dcm.data.prompts import read_prompt_file
+
+    return len(read_prompt_file(cfg["data"]["prompt_file"]))
+
+
+def trajectory_count(cfg: dict) -> int:
+    """How many (prompt, seed) trajectories the cache holds: training prompts x trajectories.seeds_per_prompt."""
+    return (prompt_count(cfg) - cfg["data"]["holdout_prompts"]) * cfg["trajectories"]["seeds_per_prompt"]
+
+
 def _check_data(cfg: dict, source: str) -> None:
-    """The backbone's prompt source exists and leaves prompts to train on; procedural objects fit the frame."""
+    """The backbone's prompt source exists and leaves prompts to train on; procedural objects fit the frame; the
+    trajectory cache has a shard for every generation job."""
     from dcm.backbone_specs import backbone_spec
 
     spec, data, shape = backbone_spec(cfg), cfg["data"], cfg["backbone"]
@@ -111,25 +130,26 @@ def _check_data(cfg: dict, source: str) -> None:
                 raise DCMError(f"{source}: {key} is required for backbone.name={cfg['backbone']['name']} "
                                "(a path: see config/wan2.1-t2v-1.3b.yaml)")
     if spec.prompts == "procedural":
-        from dcm.data.procedural import all_factors, path_length
+        from dcm.data.procedural import path_length
 
         if data.get("prompt_file"):
             raise DCMError(f"{source}: data.prompt_file={data['prompt_file']} is not read by backbone.name="
                            f"{cfg['backbone']['name']}, whose prompts are the procedural clips' captions; remove it")
-
-        prompts = len(all_factors())
         needed = path_length(shape["frames"], data["object_size"], data["speed"])
         if needed > min(shape["height"], shape["width"]):
             raise DCMError(f"{source}: data.object_size={data['object_size']} moving data.speed={data['speed']} px "
                            f"for backbone.frames={shape['frames']} frames needs {needed:g} px, more than the "
                            f"{shape['height']}x{shape['width']} frame (backbone.height, backbone.width)")
-    else:
-        from dcm.data.prompts import read_prompt_file
-
-        prompts = len(read_prompt_file(data["prompt_file"]))
+    prompts = prompt_count(cfg)
     if data["holdout_prompts"] >= prompts:
         raise DCMError(f"{source}: data.holdout_prompts={data['holdout_prompts']} holds out every one of the "
                        f"{prompts} prompts: at least one must be left to train on")
+    trajectories = cfg["trajectories"]
+    shards = -(-trajectory_count(cfg) // trajectories["shard_size"])
+    if trajectories["mode"] == "cached" and trajectories["jobs"] > shards:
+        raise DCMError(f"{source}: trajectories.jobs={trajectories['jobs']} exceeds the {shards} shards of the "
+                       f"trajectory cache ({trajectory_count(cfg)} trajectories in shards of trajectories.shard_size="
+                       f"{trajectories['shard_size']}): a job would have none to generate")
 
 
 def at_kappa(cfg: dict, kappa: int, source: str = "--kappa") -> dict:

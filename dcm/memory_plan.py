@@ -58,12 +58,17 @@ class BackboneSpec:
     temporal_compression: int
     spatial_compression: int
     activations: ActivationReference
+    latent_channels: int = 16  # the released VAE's latent channels
+    condition_padding: tuple[int, int] = (0, 0)  # (rows, columns) the adapter adds to the text states it caches
 
 
 SPECS = {
+    # HunyuanVideo's cached condition: the Llama states plus a mask column and a row for the CLIP vector
+    # (dcm/backbones/hunyuan_video.py, pack_condition)
     "hunyuan_video": BackboneSpec("hunyuan_video.json", ("hunyuan_video_text_encoder.json",
                                                          "hunyuan_video_text_encoder_2.json"),
-                                  "AutoencoderKLHunyuanVideo", 4, 8, ActivationReference(129, 720, 1280, 1186, 69)),
+                                  "AutoencoderKLHunyuanVideo", 4, 8, ActivationReference(129, 720, 1280, 1186, 69),
+                                  condition_padding=(1, 1)),
     "wan": BackboneSpec("wan.json", ("wan_text_encoder.json",), "AutoencoderKLWan", 4, 8,
                         ActivationReference(81, 480, 832, 133, 8.1)),
     "cogvideox": BackboneSpec("cogvideox.json", ("cogvideox_text_encoder.json",), "AutoencoderKLCogVideoX", 4, 8,

@@ -59,6 +59,17 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 CONTAINER_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".avi")
 
 
+def require_pyav(path: Path) -> None:
+    """DCMError naming `path` and the fix when it is a container video (.mp4, ...) and PyAV is not installed."""
+    if path.suffix.lower() not in CONTAINER_SUFFIXES:
+        return
+    try:
+        import av  # noqa: F401  PyAV: only the folders holding video files need it
+    except ImportError as err:
+        raise DCMError(f"{path}: reading {path.suffix} videos needs PyAV (pip install av), or give frame "
+                       "folders or GIFs") from err
+
+
 def _decoded_frames(path: Path) -> list[Image.Image]:
     """Every frame of a video file (PyAV), an animated GIF, or a folder of images in name order."""
     if path.is_dir():
@@ -67,11 +78,9 @@ def _decoded_frames(path: Path) -> list[Image.Image]:
         with Image.open(path) as gif:
             return [frame.convert("RGB") for frame in ImageSequence.Iterator(gif)]
     if path.suffix.lower() in CONTAINER_SUFFIXES:
-        try:
-            import av  # PyAV (pip install av): only the folders holding video files need it
-        except ImportError as err:
-            raise DCMError(f"{path}: reading {path.suffix} videos needs PyAV (pip install av), or give frame "
-                           "folders or GIFs") from err
+        require_pyav(path)
+        import av
+
         with av.open(str(path)) as container:
             return [frame.to_image() for frame in container.decode(video=0)]
     raise DCMError(f"{path} is not a video: expected a folder of frames, .gif or one of {CONTAINER_SUFFIXES}")

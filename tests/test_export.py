@@ -1,5 +1,6 @@
-"""Export to a stock diffusers pipeline: WanPipeline.from_pretrained on the exported directory samples the same
-video as the project's own few-step sampler from the same noise, for DCM (SemE + merged DetE) and PCM."""
+"""Export to stock diffusers pipelines: WanPipeline, HunyuanVideoPipeline and CogVideoXPipeline.from_pretrained on
+the exported directory sample the same video as the project's own few-step sampler from the same noise, for DCM
+(SemE + merged DetE) and PCM."""
 
 import copy
 
@@ -82,34 +83,28 @@ def test_exported_pcm_samples_like_the_project_sampler(wan, tmp_path):
     assert torch.allclose(_pipeline_latents(tmp_path / "pcm", noise, cond, 4), ours, atol=1e-5)
 
 
-def test_hunyuan_export_stage_samples_like_the_project_sampler(tmp_path):
-    """The export stage on HunyuanVideo: SemE as the pipeline's transformer, DetE in transformer_2/ swapped in by
-    ExpertSwitch, the grid sigmas passed to the call; the same latents as the project's `sample` sampler."""
-    import json
-
-    from diffusers import HunyuanVideoPipeline, HunyuanVideoTransformer3DModel
-
+def _export_random_dcm(tmp_path, config_name: str, build, num_steps: int = N, kappa: int = KAPPA) -> tuple[dict, object]:
+    """(config, backbone) after the export stage ran on a tiny random pipeline of `config_name`'s backbone, with
+    the teacher as SemE and a random DetE (non-zero LoRA and copied layers) as the seme and dete stages' files."""
     from dcm import layout
     from dcm.backbones import load_teacher, teacher_network_dir
     from dcm.backbones.diffusers_backbone import write_pointer
-    from dcm.backbones.hunyuan_video import unpack_condition
     from dcm.config import load_config
     from dcm.experts import detail_state_dict
-    from dcm.export import ExpertSwitch
     from dcm.io import save_tensors, write_json
     from dcm.stages import export
-    from tests.test_backbones import REPO, build_hunyuan_video
+    from tests.test_backbones import REPO
 
     torch.manual_seed(0)
-    build_hunyuan_video(tmp_path / "hunyuan")
-    cfg = load_config(REPO / "config" / "hunyuanvideo.yaml", [
-        f"results_dir={tmp_path / 'results'}", f"backbone.pretrained={tmp_path / 'hunyuan'}", "backbone.dtype=float32",
+    build(tmp_path / "pipeline")
+    cfg = load_config(REPO / "config" / config_name, [
+        f"results_dir={tmp_path / 'results'}", f"backbone.pretrained={tmp_path / 'pipeline'}", "backbone.dtype=float32",
         "backbone.device=cpu", "backbone.frames=5", "backbone.height=32", "backbone.width=32",
-        "backbone.max_sequence_length=8", f"schedule.num_steps={N}", f"schedule.kappa={KAPPA}", "sampling.steps=[4, 8]",
-        f"sampling.teacher_steps={N}", "tracking.enabled=false"])
-    write_pointer(teacher_network_dir(cfg), tmp_path / "hunyuan")
+        "backbone.max_sequence_length=8", f"schedule.num_steps={num_steps}", f"schedule.kappa={kappa}",
+        "sampling.steps=[4, 8]", f"sampling.teacher_steps={num_steps}", "tracking.enabled=false"])
+    write_pointer(teacher_network_dir(cfg), tmp_path / "pipeline")
     backbone, teacher_net = load_teacher(cfg)
-    point = layout.own_point(cfg)  # the files the seme and dete stages write, from random experts
+    point = layout.own_point(cfg)
     backbone.save_network(copy.deepcopy(teacher_net), layout.seme_dir(point, True) / layout.NETWORK)
     detail = attach_detail_expert(copy.deepcopy(teacher_net), backbone, rank=2, alpha=4)
     with torch.no_grad():
@@ -118,8 +113,23 @@ def test_hunyuan_export_stage_samples_like_the_project_sampler(tmp_path):
                 p.add_(0.05 * torch.randn_like(p))
     save_tensors(layout.dete_dir(point, "dcm") / layout.DETAIL_WEIGHTS, detail_state_dict(detail))
     write_json(layout.dete_dir(point, "dcm") / layout.DETAIL_CONFIG, {"lora_rank": 2, "lora_alpha": 4, "seme": "x"})
-
     export.run(cfg, method="dcm")
+    return cfg, backbone
+
+
+def test_hunyuan_export_stage_samples_like_the_project_sampler(tmp_path):
+    """The export stage on HunyuanVideo: SemE as the pipeline's transformer, DetE in transformer_2/ swapped in by
+    ExpertSwitch, the grid sigmas passed to the call; the same latents as the project's `sample` sampler."""
+    import json
+
+    from diffusers import HunyuanVideoPipeline, HunyuanVideoTransformer3DModel
+
+    from dcm import layout
+    from dcm.backbones.hunyuan_video import unpack_condition
+    from dcm.export import ExpertSwitch
+    from tests.test_backbones import build_hunyuan_video
+
+    cfg, backbone = _export_random_dcm(tmp_path, "hunyuanvideo.yaml", build_hunyuan_video)
     directory = layout.run_dir(cfg) / "export" / "dcm"
     plan = json.loads((directory / "few_step.json").read_text())
     assert sorted(plan["sigmas"]) == ["4", "8"] and plan["boundary_timestep"] > 0
@@ -137,3 +147,38 @@ def test_hunyuan_export_stage_samples_like_the_project_sampler(tmp_path):
     semantic_only = pipe(**kwargs).frames
     assert not torch.allclose(semantic_only, ours, atol=1e-3)  # without the switch DetE never runs
     assert pipe.transformer is not dete  # the switch put SemE back after the last step
+
+
+def test_cogvideox_export_stage_samples_like_the_project_sampler(tmp_path):
+    """The export stage on CogVideoX: a stock CogVideoXPipeline whose few-step DDIM scheduler steps between the
+    grid's integer DDPM timesteps, DetE swapped in by ExpertSwitch; the same latents as the project's sampler,
+    which takes flow Euler steps between the same grid points, at 4 and 8 steps. Kappa 5 of 10 makes the steps
+    uneven, which the stock scheduler's fixed stride (num_train_timesteps // steps) cannot take."""
+    import json
+
+    from diffusers import CogVideoXPipeline, CogVideoXTransformer3DModel
+
+    from dcm import layout
+    from dcm.export import ExpertSwitch, FewStepCogVideoXDDIMScheduler
+    from tests.test_backbones import build_cogvideox
+
+    cfg, backbone = _export_random_dcm(tmp_path, "cogvideox-2b.yaml", build_cogvideox, num_steps=10, kappa=5)
+    directory = layout.run_dir(cfg) / "export" / "dcm"
+    plan = json.loads((directory / "few_step.json").read_text())
+    assert plan == {"boundary_timestep": 549.0}  # midway between the grid's timesteps 499 (kappa = 5) and 599
+    pipe = CogVideoXPipeline.from_pretrained(str(directory))
+    assert isinstance(pipe.scheduler, FewStepCogVideoXDDIMScheduler)
+    dete = CogVideoXTransformer3DModel.from_pretrained(str(directory), subfolder="transformer_2")
+    cond = backbone.encode_prompts(["a red cat runs", "the dog walks"])
+    noise = torch.randn(2, *backbone.latent_shape, generator=torch.Generator().manual_seed(3))
+    kwargs = dict(prompt_embeds=cond, latents=noise.transpose(1, 2), guidance_scale=1.0, num_frames=5, height=32,
+                  width=32, output_type="latent")
+    for steps in (4, 8):
+        ours = project_sampler(cfg, "dcm", steps, backbone)(noise, cond, [3, 4])
+        theirs = pipe(**kwargs, num_inference_steps=steps,
+                      callback_on_step_end=ExpertSwitch(dete, plan["boundary_timestep"])).frames.transpose(1, 2)
+        assert torch.allclose(theirs, ours, atol=1e-5), (theirs - ours).abs().max()
+        if steps == 4:
+            assert pipe.scheduler.timesteps.tolist() == [999, 799, 499, 199]  # grid indices 10, 8, 5, 2
+    semantic_only = pipe(**kwargs, num_inference_steps=8).frames.transpose(1, 2)
+    assert not torch.allclose(semantic_only, ours, atol=1e-3)  # without the switch DetE never runs

@@ -12,6 +12,7 @@ from dcm.config import load_config
 from dcm.errors import DCMError
 from dcm.memory_plan import (GIB, SPECS, activation_gib, discriminator_bytes_per_token, lora_parameters,
                              network_facts, plan, tokens)
+from dcm.teacher_cost import teacher_cost
 from tests.helpers import REPO
 
 CONFIGS = {"hunyuan_video": "hunyuanvideo.yaml", "cogvideox": "cogvideox-2b.yaml", "wan": "wan2.1-t2v-1.3b.yaml"}
@@ -85,11 +86,32 @@ def test_real_configs_fit_the_gpus_they_ask_for(backbone):
         assert (seme["gpus"], seme["nodes"], seme["context_parallel"], seme["micro_batch"]) == (24, 3, 4, 1)
 
 
+@pytest.mark.parametrize("backbone,state,condition,per_velocity", [
+    ("hunyuan_video", 16 * 33 * 90 * 160, 257 * 4097, 1),  # 129 x 720 x 1280; Llama states + mask + CLIP row
+    ("wan", 16 * 21 * 60 * 104, 512 * 4096, 2),             # 81 x 480 x 832; classifier-free guidance
+    ("cogvideox", 16 * 8 * 60 * 90, 226 * 4096, 2)])       # 29 x 480 x 720
+def test_teacher_pairs_cached_and_online_by_hand(backbone, state, condition, per_velocity):
+    """fp16 bytes of 51 states (cached) or one (online) plus the prompt embedding, for the config's 20 training
+    prompts; teacher forwards: the 50-step ODE once per video, or one guided step per training sample."""
+    cfg = load_config(REPO / "config" / CONFIGS[backbone])
+    cost = teacher_cost(cfg)
+    assert cost["videos"] == 20  # 24 prompts, 4 held out, one seed each
+    assert cost["cached"]["bytes_per_video"] == 2 * (51 * state + condition)
+    assert cost["online"]["bytes_per_video"] == 2 * (state + condition)
+    assert cost["cached"]["bytes_total"] == 20 * cost["cached"]["bytes_per_video"]
+    assert (cost["cached"]["teacher_forwards"], cost["online"]["teacher_forwards"]) == (50 * per_velocity, per_velocity)
+    samples = cfg["seme"]["steps"] * cfg["seme"]["batch_size"] + cfg["dete"]["steps"] * cfg["dete"]["batch_size"]
+    assert cost["online"]["run_teacher_forwards"] == samples * per_velocity
+    assert (cost["cached"]["teacher_minutes"] is None) == (backbone != "hunyuan_video")
+
+
 def test_cli_json_and_refusal_of_the_tiny_backbone(tmp_path):
     command = [sys.executable, "-m", "dcm", "plan", "--config", str(REPO / "config" / "cogvideox-2b.yaml"), "--json",
                "--set", f"results_dir={tmp_path}", "--set", "tracking.enabled=false"]
     proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
-    rows = json.loads(proc.stdout)
+    out = json.loads(proc.stdout)
+    rows = out["stages"]
+    assert out["teacher_pairs"]["cached"]["bytes_per_video"] == 51 * 16 * 8 * 60 * 90 * 2 + 226 * 4096 * 2
     assert all({"stage", "gpus", "strategy", "total_gib", "gpu_memory_gib", "fits"} <= set(r) for r in rows)
     assert _row(rows, "seme")["strategy"] == "fsdp2" and _row(rows, "seme")["gpus"] == 4
     with pytest.raises(DCMError, match="backbone.name='tiny'"):

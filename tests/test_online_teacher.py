@@ -70,6 +70,26 @@ def test_read_video_takes_the_first_frames_scaled_and_centre_cropped(tmp_path):
         read_video(tmp_path / "videos" / "clip_a", 7, 32, 32)
 
 
+def test_latents_stage_without_pyav_names_the_mp4_and_the_fix_before_any_work(tmp_path, monkeypatch):
+    """No teacher, no VAE loaded: the missing PyAV is the first and only error (av hidden if it is installed)."""
+    import sys
+
+    from dcm.stages import latents
+    from tests.helpers import SMOKE
+
+    monkeypatch.setitem(sys.modules, "av", None)  # `import av` now raises ImportError
+    _write_videos(tmp_path / "videos")
+    (tmp_path / "videos" / "clip_c.mp4").write_bytes(b"")
+    (tmp_path / "videos" / "clip_c.txt").write_text("a cat\n")
+    cfg = load_config(SMOKE, [f"results_dir={tmp_path / 'results'}", "tracking.enabled=false",
+                              "trajectories.mode=online", f"trajectories.videos={tmp_path / 'videos'}"])
+    with pytest.raises(DCMError) as err:
+        latents.run(cfg)
+    assert str(err.value) == (f"{tmp_path / 'videos' / 'clip_c.mp4'}: reading .mp4 videos needs PyAV (pip install "
+                              "av), or give frame folders or GIFs")
+    assert not (tmp_path / "results").exists()
+
+
 def test_wan_online_mode_trains_seme_and_dete_and_exports_them(tmp_path):
     """dataset -> teacher -> latents -> seme -> dete with trajectories.mode=online on a tiny random Wan, no cache;
     then the export stage, whose directory WanPipeline loads and samples like the project's sample stage."""

@@ -31,6 +31,7 @@ def test_second_run_does_nothing(smoke_run):
     ({"backbone": {"name": "sora"}}, "sora"),
     ({"seme": {"steps": "many"}}, "many"),
     ({"schedule": {"num_steps": 10}}, "kappa"),
+    ({"trajectories": {"seeds_per_prompt": 1, "shard_size": 16, "jobs": 4}}, "trajectories.jobs=4 exceeds the 3 shards"),
 ])
 def test_broken_config_fails_at_validation(tmp_path, change, needle):
     cfg = yaml.safe_load(SMOKE.read_text())

@@ -36,6 +36,8 @@ RULE_PARAMS = {
     "dataset": ["seed", "backbone", "data"],
     "teacher": ["seed", "backbone", "teacher", "schedule", "distill"],
     "trajectories": ["seed", "backbone", "schedule", "trajectories"],
+    "trajectory_shards": ["seed", "backbone", "schedule", "trajectories"],
+    "latents": ["backbone", "trajectories"],
     "seme": ["seed", "backbone", "schedule", "distill", "seme", "variants"],
     "dete": ["seed", "backbone", "schedule", "distill", "dete", "variants"],
     "weightdiff": ["backbone", "variants"],

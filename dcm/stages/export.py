@@ -1,6 +1,6 @@
 """Stage `export`: a distilled student as a diffusers pipeline directory `<run>/export/<method>/` that the stock
 pipeline class loads with `from_pretrained` (dcm/export.py): a DCM variant (SemE + merged DetE, switched at
-kappa), VCM or PCM.
+kappa), VCM or PCM, for Wan, HunyuanVideo or CogVideoX.
 
 Wan (WanPipeline switches to transformer_2 at boundary_ratio):
 
@@ -14,6 +14,13 @@ HunyuanVideo (one transformer: DetE from transformer_2/, swapped in by ExpertSwi
     detail = HunyuanVideoTransformer3DModel.from_pretrained(d, subfolder="transformer_2")
     video = pipe(prompt, sigmas=plan["sigmas"]["4"], num_inference_steps=4,
                  callback_on_step_end=ExpertSwitch(detail, plan["boundary_timestep"])).frames[0]
+
+CogVideoX (one transformer; the few-step DDIM scheduler places the steps, ExpertSwitch swaps DetE in):
+
+    pipe = CogVideoXPipeline.from_pretrained(d)
+    detail = CogVideoXTransformer3DModel.from_pretrained(d, subfolder="transformer_2")
+    video = pipe(prompt, num_inference_steps=4, guidance_scale=1.0,
+                 callback_on_step_end=ExpertSwitch(detail, plan["boundary_timestep"])).frames[0]
 """
 
 from __future__ import annotations
@@ -21,14 +28,14 @@ from __future__ import annotations
 from dcm import layout, methods
 from dcm.backbones import load_backbone, teacher_network_dir
 from dcm.errors import DCMError
-from dcm.export import (FewStepFlowMatchScheduler, boundary_ratio, few_step_plan, hunyuan_pipeline,
-                        merged_detail_network, phase_schedule_config, wan_pipeline)
+from dcm.export import (FewStepCogVideoXDDIMScheduler, FewStepFlowMatchScheduler, boundary_ratio, cogvideox_pipeline,
+                        few_step_plan, hunyuan_pipeline, merged_detail_network, phase_schedule_config, wan_pipeline)
 from dcm.io import write_json
 from dcm.method_samplers import SamplerRequest, detail_expert
 from dcm.outputs import stage_output
 from dcm.schedule import PhaseSchedule
 
-EXPORTABLE_BACKBONES = ("wan", "hunyuan_video")
+EXPORTABLE_BACKBONES = ("wan", "hunyuan_video", "cogvideox")
 ONE_NETWORK, EXPERTS = "dcm.method_samplers:single_network", "dcm.method_samplers:experts"
 FEW_STEP_FILE = "few_step.json"
 
@@ -66,8 +73,15 @@ def run(cfg: dict, method: str) -> None:
             boundary = None if detail is None else boundary_ratio(phases.sigmas, phases.kappa)
             wan_pipeline(backbone, net, scheduler, detail, boundary).save_pretrained(str(work), safe_serialization=True)
             return
-        hunyuan_pipeline(backbone, net).save_pretrained(str(work), safe_serialization=True)
+        if name == "hunyuan_video":
+            pipe = hunyuan_pipeline(backbone, net)
+        else:
+            pipe = cogvideox_pipeline(backbone, net, FewStepCogVideoXDDIMScheduler(
+                grid_timesteps=[round(t) for t in phases.timesteps], phase_schedule=phase_schedule_config(phases),
+                cut=entry.cut))
+        pipe.save_pretrained(str(work), safe_serialization=True)
         if detail is not None:
             detail.save_pretrained(str(work / "transformer_2"), safe_serialization=True)
         write_json(work / FEW_STEP_FILE, few_step_plan(phases, entry.cut, detail is not None,
-                                                       tuple(sorted(set(cfg["sampling"]["steps"])))))
+                                                       tuple(sorted(set(cfg["sampling"]["steps"]))),
+                                                       sigmas=name == "hunyuan_video"))

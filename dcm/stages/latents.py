@@ -2,7 +2,8 @@
 captions' embeddings, into a sharded latent store (a trajectory cache of one point per video, the data end
 x_0), which the online mode (`trajectories.mode: online`) noises and steps with the teacher during training.
 
-Shards are written atomically into `<run>/latents.partial/checkpoint/` and a rerun skips complete ones."""
+Shards are written atomically into `<run>/latents.partial/checkpoint/` and a rerun skips complete ones. Videos in
+containers (.mp4, ...) need PyAV; without it the stage refuses before loading anything."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from dcm.backbones import load_backbone, teacher_network_dir
 from dcm.errors import DCMError
 from dcm.outputs import stage_output
 from dcm.trajectories import SHARD_DIR, complete_shard, finish_shards, latents_hash, shard_jobs, write_shard
-from dcm.video import CONTAINER_SUFFIXES, read_video
+from dcm.video import CONTAINER_SUFFIXES, read_video, require_pyav
 
 log = logging.getLogger("dcm")
 
@@ -46,6 +47,8 @@ def run(cfg: dict) -> None:
     if not cfg["trajectories"].get("videos"):
         raise DCMError("the latents stage needs trajectories.videos: a folder of training videos with captions")
     videos = training_videos(cfg["trajectories"]["videos"])
+    for path, _ in videos:  # before the VAE loads: a missing PyAV fails at once, not after some shards
+        require_pyav(path)
     bcfg, key = cfg["backbone"], latents_hash(cfg)
     backbone = load_backbone(cfg, layout.require(teacher_network_dir(cfg), "teacher"))
     chunks = shard_jobs(videos, cfg["trajectories"]["shard_size"])

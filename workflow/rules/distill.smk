@@ -1,7 +1,7 @@
 rule seme:
     input:
         f"{RUN}/teacher",
-        f"{RUN}/trajectories",
+        TEACHER_PAIRS,
     output:
         directory(path(layout.seme_dir, RUN, "{tc}")),
     wildcard_constraints:
@@ -23,7 +23,7 @@ rule seme:
 rule dete:
     input:
         f"{RUN}/teacher",
-        f"{RUN}/trajectories",
+        TEACHER_PAIRS,
         lambda w: path(layout.seme_dir, point_dir(w), VARIANTS[w.variant]["temporal_coherence"])
         if VARIANTS[checked(w).variant]["parameter_efficient"] else [],
     output:
@@ -80,7 +80,7 @@ rule weightdiff:
 rule baseline:
     input:
         f"{RUN}/teacher",
-        f"{RUN}/trajectories",
+        TEACHER_PAIRS,
     output:
         directory(path(layout.trainer_dir, RUN, "{baseline}")),
     wildcard_constraints:

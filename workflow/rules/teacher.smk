@@ -27,19 +27,3 @@ rule teacher:
     shell:
         dcm("teacher") + " > {log:q} 2>&1"
 
-
-rule trajectories:
-    input:
-        f"{RUN}/dataset",
-        f"{RUN}/teacher",
-    output:
-        directory(f"{RUN}/trajectories"),
-    log:
-        f"{RUN}/logs/trajectories.log",
-    benchmark:
-        f"{RUN}/benchmarks/trajectories.tsv"
-    threads: THREADS
-    resources:
-        **resources_of("trajectories"),
-    shell:
-        dcm("trajectories") + " > {log:q} 2>&1"

@@ -26,13 +26,13 @@ import torch
 from dcm.config import config_hash
 from dcm.errors import DCMError
 from dcm.io import read_json, save_tensors, sha256, write_json
+from dcm.shard_manifest import MANIFEST, check_shard_files
 from dcm.solvers import add_noise, euler_step
 
 if TYPE_CHECKING:
     from dcm.backbones.base import Backbone
     from dcm.experts import VelocityFn
 
-MANIFEST = "manifest.json"
 HASHED_SECTIONS = ("seed", "backbone", "data", "teacher", "schedule", "trajectories")
 TRAINING_ONLY = ("mode", "jobs", "videos")  # trajectories.* keys that do not change the cache's contents
 _VERIFIED: set[tuple[str, str]] = set()  # (shard path, sha256) already checked by this process
@@ -201,13 +201,7 @@ class TrajectoryCache:
                            "processes: each process reads its own shards; regenerate with a smaller "
                            "trajectories.shard_size")
         shards = manifest["shards"][rank::world_size]
-        for shard in shards:
-            path = directory / shard["file"]
-            if not path.is_file():
-                raise DCMError(f"missing trajectory shard {path} (listed in {directory / MANIFEST})")
-            if "bytes" in shard and path.stat().st_size != shard["bytes"]:  # older manifests lack sizes
-                raise DCMError(f"trajectory shard {path} has {path.stat().st_size} bytes, the manifest records "
-                               f"{shard['bytes']}: it is truncated or corrupt; rerun the trajectories stage")
+        check_shard_files(directory, shards)
         return cls(directory, manifest, shards)
 
     def __len__(self) -> int:

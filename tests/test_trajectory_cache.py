@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from dcm.errors import DCMError
-from dcm.trajectories import MANIFEST, PairSampler, TrajectoryCache, write_manifest, write_shard
+from dcm.shard_manifest import MANIFEST
+from dcm.trajectories import PairSampler, TrajectoryCache, write_manifest, write_shard
 from tests.helpers import REPO, write_cache
 
 N, SHAPE = 6, (3, 2, 4, 4)

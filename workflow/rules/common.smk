@@ -8,6 +8,7 @@ from dcm import launch, layout, methods, tracking
 from dcm.backbone_specs import backbone_spec
 from dcm.config import at_kappa, config_hash, validate
 from dcm.errors import DCMError
+from dcm.shard_manifest import check_cache
 
 
 CONFIG_SOURCE = " + ".join(map(str, workflow.config_settings.configfiles)) or "config/config.yaml"

@@ -32,7 +32,7 @@ use rule evaluate as evaluate_at_kappa with:
 
 rule trajdist:
     input:
-        f"{RUN}/trajectories",
+        trajectory_cache,
     output:
         report(
             directory(f"{RUN}/trajdist"),

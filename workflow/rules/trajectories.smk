@@ -7,7 +7,22 @@
 # place, on the default resources (it runs no teacher). The markers are temp(): they go once the cache exists,
 # so a finished cache never reruns its jobs. With one job, `trajectories` generates every shard itself.
 TRAJECTORY_JOBS = config["trajectories"]["jobs"]
-TEACHER_PAIRS = f"{RUN}/latents" if config["trajectories"]["mode"] == "online" else f"{RUN}/trajectories"
+TRAJECTORY_CACHE = f"{RUN}/trajectories"
+
+
+def trajectory_cache(wildcards):
+    """The trajectory cache as an input, once its shards match its manifest: `snakemake -n` stops in one line on
+    a missing or truncated shard (unless the trajectories rule is forced to rerun, which rebuilds it)."""
+    forced = workflow.dag_settings.forceall or {"trajectories", TRAJECTORY_CACHE} & set(workflow.dag_settings.forcerun)
+    if not forced:
+        try:
+            check_cache(TRAJECTORY_CACHE)
+        except DCMError as err:
+            sys.exit(f"error: {err} (or `snakemake --forcerun trajectories`)")
+    return TRAJECTORY_CACHE
+
+
+TEACHER_PAIRS = f"{RUN}/latents" if config["trajectories"]["mode"] == "online" else trajectory_cache
 GATHER_RULE = "trajectories" if TRAJECTORY_JOBS == 1 else "default"  # whose resources and launch the gather gets
 
 
@@ -38,7 +53,7 @@ rule trajectories:
         expand(f"{RUN}/trajectories.jobs/{{job}}-of-{TRAJECTORY_JOBS}.done", job=range(TRAJECTORY_JOBS))
         if TRAJECTORY_JOBS > 1 else [],
     output:
-        directory(f"{RUN}/trajectories"),
+        directory(TRAJECTORY_CACHE),
     log:
         f"{RUN}/logs/trajectories.log",
     benchmark:

@@ -345,7 +345,8 @@ def plan(cfg: dict) -> list[dict]:
     lora = lora_parameters(b["name"], d["lora_rank"]) + facts.timestep_layers
     batch = min(cfg["sampling"]["batch_size"] or _eval_prompt_count(cfg), _eval_prompt_count(cfg))
     rows.append(_row(cfg, "sample", "sample", batch,
-                     Holdings(frozen=2 * n + lora + text + vae, activations=(one_block, one_block), training=False),
-                     note="the teacher, or up to two student networks (OD experts, Fig. 3 mixes) + LoRA; "
-                          "sampling.batch_size videos at once (null: every prompt)"))
+                     Holdings(frozen=2 * n + lora + vae, activations=(one_block, one_block), training=False),
+                     note="the teacher, or up to two student networks (OD experts, Fig. 3 mixes) + LoRA; the text "
+                          "encoders leave the GPU once the prompts are encoded; sampling.batch_size videos at once "
+                          "(null: every prompt)"))
     return rows

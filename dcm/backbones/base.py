@@ -129,6 +129,10 @@ class Backbone(ABC):
     def tile_decoding(self) -> None:
         """Decode in tiles from now on (diffusers' vae.enable_tiling on real backbones; the tiny one has no VAE)."""
 
+    def release_text_encoders(self) -> None:
+        """Move the text encoder(s) off the accelerator once the prompts are encoded (the guidance's negative
+        prompt first); a later `encode_prompts` runs them where they are. Nothing to move on the tiny backbone."""
+
     def negative_condition(self) -> torch.Tensor:
         """Embedding (1, L, D) of the guidance's negative prompt, encoded once."""
         if getattr(self, "_negative", None) is None:

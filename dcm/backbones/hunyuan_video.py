@@ -45,9 +45,10 @@ class HunyuanVideoBackbone(DiffusersBackbone):
     def load_components(self):
         self.pipeline = HunyuanVideoPipeline.from_pretrained(str(self.pretrained), transformer=None,
                                                              dtype=self.dtype)
-        for encoder in (self.pipeline.text_encoder, self.pipeline.text_encoder_2):
-            encoder.to(self.device).eval().requires_grad_(False)
         self.vae = self.pipeline.vae
+
+    def text_encoders(self):
+        return [self.pipeline.text_encoder, self.pipeline.text_encoder_2]
 
     @property
     def compression(self):
@@ -56,7 +57,7 @@ class HunyuanVideoBackbone(DiffusersBackbone):
     @torch.no_grad()
     def encode_prompts(self, prompts):
         embeds, pooled, mask = self.pipeline.encode_prompt(list(prompts), max_sequence_length=self.max_sequence_length,
-                                                           device=self.device)
+                                                           device=self.text_device)
         return pack_condition(embeds.float(), mask, pooled.float()).cpu()
 
     def network_velocity(self, net, x, sigma, cond):

@@ -36,6 +36,7 @@ def above_step_limit(speedup: dict[str, float], reference: str) -> list[str]:
 def run(cfg: dict) -> None:
     backbone = load_backbone(cfg, layout.require(teacher_network_dir(cfg), "teacher"))
     prompts, cond = sampling_prompts(cfg, backbone)
+    backbone.release_text_encoders()  # before the samplers' networks arrive
     seeds = sample_seeds(cfg, len(prompts))[0][:1]
     noise, one_cond = seeded_noise(backbone.latent_shape, seeds), cond[:1]
     sets = methods.table1_sets(cfg)

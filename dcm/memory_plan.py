@@ -164,29 +164,35 @@ def encoder_parameters(backbone: str) -> tuple[int, int]:
 
 
 @functools.cache
-def discriminator_bytes_per_token(width: int) -> tuple[int, float]:
-    """(parameters, activation bytes saved for backward per token) of one discriminator head at `width`, as the
-    heads run today (fp32), measured with saved-tensor hooks at two small widths (its own weights left out) and
-    extrapolated linearly in width (1x1 convolutions and GroupNorm: linear in tokens and width)."""
+def discriminator_bytes_per_token(width: int, compute_dtype: str = "float32") -> tuple[int, float]:
+    """(parameters, activation bytes saved for backward per token) of one discriminator head at `width` as the heads
+    run (dcm/consistency.py): float32 masters under autocast to `compute_dtype`, on teacher features in that dtype,
+    with GroupNorm in float32 as CUDA's autocast runs it (CPU autocast would keep the compute dtype). Measured with
+    saved-tensor hooks at two widths and two token counts (the per-token slope leaves the weights and their autocast
+    copies out) and extrapolated linearly in width (1x1 convolutions and GroupNorm: linear in tokens and width)."""
     import torch
 
     from dcm.discriminator import DiscriminatorHead
 
-    def saved_per_token(dim: int, tokens: int = 64) -> float:
+    dtype = getattr(torch, compute_dtype)
+
+    def saved(dim: int, tokens: int) -> int:
         head = DiscriminatorHead(dim)
-        weights = {p.untyped_storage().data_ptr() for p in head.parameters()}
+        for norm in (m for m in head.modules() if isinstance(m, torch.nn.GroupNorm)):
+            norm.register_forward_pre_hook(lambda _m, args: tuple(a.float() for a in args))
         storages: dict[int, int] = {}
 
         def pack(t):
-            if t.untyped_storage().data_ptr() not in weights:
-                storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
             return t
 
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            head(torch.randn(1, tokens, dim, requires_grad=True)).sum()
-        return sum(storages.values()) / tokens
+        features = torch.randn(1, tokens, dim, dtype=dtype, requires_grad=True)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
+                torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+            head(features)
+        return sum(storages.values())
 
-    small, large = saved_per_token(32), saved_per_token(64)
+    small, large = ((saved(dim, 128) - saved(dim, 64)) / 64 for dim in (32, 64))
     with torch.device("meta"):
         parameters = _count(DiscriminatorHead(width))
     return parameters, small + (large - small) * (width - 32) / 32
@@ -326,7 +332,7 @@ def plan(cfg: dict) -> list[dict]:
         activations, heads = train, 0
         if gan:
             levels = facts.feature_levels_per_stride[min(d["feature_stride"], len(facts.feature_levels_per_stride)) - 1]
-            head_parameters, head_bytes = discriminator_bytes_per_token(facts.width)
+            head_parameters, head_bytes = discriminator_bytes_per_token(facts.width, b.get("compute_dtype") or b["dtype"])
             heads = levels * head_parameters
             per_token = tokens(b["name"], b["frames"], b["height"], b["width"]) / GIB
             real_features = levels * facts.width * 2 * per_token       # no-grad teacher features of the target

@@ -35,11 +35,12 @@ def test_tokens_and_activation_scaling():
     assert activation_gib("wan", 41, 480, 832, checkpointed=True) == pytest.approx(ref.checkpointed_gib * 11 / 21)
 
 
-def test_discriminator_head_saves_seven_fp32_maps_per_token():
+def test_discriminator_head_saved_tensors_per_token_in_float32_and_under_bfloat16_autocast():
     """Conv in, GroupNorm in, LeakyReLU, residual conv in, GroupNorm in, LeakyReLU, logits conv in: 7 x 4 B x width
-    per token (plus the GroupNorm statistics, per group, not per token)."""
-    parameters, per_token = discriminator_bytes_per_token(1536)
-    assert 28 * 1536 <= per_token <= 28 * 1536 + 16
+    per token in float32; under bfloat16 autocast the three conv inputs are bfloat16 and GroupNorm (float32 on
+    CUDA) with its LeakyReLU float32: (3 x 2 + 4 x 4) B x width."""
+    parameters, fp32 = discriminator_bytes_per_token(1536)
+    assert fp32 == 28 * 1536 and discriminator_bytes_per_token(1536, "bfloat16") == (parameters, 22 * 1536)
     assert parameters == 2 * (1536 * 1536 + 1536 + 2 * 1536) + 1536 + 1
 
 

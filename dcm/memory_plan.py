@@ -305,7 +305,7 @@ def _eval_prompt_count(cfg: dict) -> int:
 
 def plan(cfg: dict) -> list[dict]:
     """One row per GPU stage of `cfg` (teacher, trajectories, seme, dete per kind of variant, vcm, lcm, pcm,
-    sample): per-GPU GiB of each kind of memory, the total against cluster.gpu_memory_gib, and whether it fits."""
+    sample, latency): per-GPU GiB of each kind of memory, the total against cluster.gpu_memory_gib, and whether it fits."""
     b = cfg["backbone"]
     if b["name"] not in SPECS:
         raise DCMError(f"backbone.name={b['name']!r}: the memory plan covers the real backbones "
@@ -355,4 +355,8 @@ def plan(cfg: dict) -> list[dict]:
                      note="the teacher, or up to two student networks (OD experts, Fig. 3 mixes) + LoRA; the text "
                           "encoders leave the GPU once the prompts are encoded; sampling.batch_size videos at once "
                           "(null: every prompt)"))
+    rows.append(_row(cfg, "latency", "sample", 1,
+                     Holdings(frozen=2 * n + lora + vae, activations=(one_block, one_block), training=False),
+                     note="every Table 1 sampler in one process, one video at a time; only the sampler being timed "
+                          "on the GPU (at most two networks + LoRA), the others in host memory"))
     return rows

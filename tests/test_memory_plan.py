@@ -76,10 +76,12 @@ def test_without_checkpointing_hunyuan_training_does_not_fit():
 @pytest.mark.parametrize("backbone", sorted(CONFIGS))
 def test_real_configs_fit_the_gpus_they_ask_for(backbone):
     rows = plan(load_config(REPO / "config" / CONFIGS[backbone]))
-    assert {r["stage"] for r in rows} == {"teacher", "trajectories", "seme", "dete", "vcm", "lcm", "pcm", "sample"}
+    assert {r["stage"] for r in rows} == {"teacher", "trajectories", "seme", "dete", "vcm", "lcm", "pcm", "sample",
+                                         "latency"}
     assert [r["stage"] for r in rows if not r["fits"]] == []
     if backbone == "hunyuan_video":  # two 13B students, one video at a time, the text encoders off the GPU
         assert 70 < _row(rows, "sample")["total_gib"] < 72
+        assert _row(rows, "latency")["total_gib"] == _row(rows, "sample")["total_gib"]  # one sampler on the GPU
     if backbone == "hunyuan_video":
         seme = _row(rows, "seme")
         assert (seme["gpus"], seme["nodes"], seme["context_parallel"], seme["micro_batch"]) == (24, 3, 4, 1)

@@ -12,7 +12,9 @@ Activations come from a stated measurement (ACTIVATIONS: saved for backward per 
 real width, facts.md Sec. 5), scaled linearly by tokens (attention through flash/memory-efficient kernels keeps
 them linear), by the micro-batch per rank and divided by distributed.context_parallel. Inference stages hold
 at most one block's activations per sample. The discriminator heads' saved tensors are measured here with
-autograd's saved-tensor hooks on one head (1x1 convolutions: linear in tokens and width).
+autograd's saved-tensor hooks on one head (1x1 convolutions: linear in tokens and width); the heads run on teacher
+features gathered over the context-parallel group (their GroupNorm spans all tokens), so their part is not divided
+by it, and with gradient checkpointing each head keeps only its input and is recomputed in backward.
 
 Not modelled: VAE decode activations (decode is assumed tiled), the trajectory cache (host memory)."""
 
@@ -98,6 +100,7 @@ class NetworkFacts:
     largest_unit: int       # parameters of the largest FSDP unit (a block, or the rest of the network)
     blocks: int             # transformer blocks (all block lists)
     width: int              # hidden size of the blocks
+    heads: int              # attention heads (Ulysses gives each rank heads / context_parallel of them)
     feature_levels_per_stride: tuple[int, ...]  # discriminator feature levels at stride 1, 2, ...
     timestep_layers: int    # parameters of the copied timestep-dependent layers (detail expert)
     patch: tuple[int, int]  # (temporal, spatial) patch size
@@ -126,7 +129,7 @@ def network_facts(backbone: str) -> NetworkFacts:
     patch = (patch[0], patch[1]) if isinstance(patch, (list, tuple)) else (config.get("patch_size_t") or 1, patch)
     levels = len(getattr(net, adapter.blocks_attribute))
     return NetworkFacts(_count(net), max(units + [rest]), len(units),
-                        config.num_attention_heads * config.attention_head_dim,
+                        config.num_attention_heads * config.attention_head_dim, config.num_attention_heads,
                         tuple(len(range(s - 1, levels, s)) for s in range(1, levels + 1)), copied, patch)
 
 
@@ -222,6 +225,7 @@ class Holdings:
     ema: bool = False            # an fp32 EMA copy of the trained parameters (distill.target=ema, LCM)
     extra_trainable: int = 0     # small replicated trained modules (the discriminator heads)
     activations: tuple[float, float] = (0.0, 0.0)  # per sample: (checkpointed, without checkpointing)
+    gathered: tuple[float, float] = (0.0, 0.0)     # the same, held whole on every rank of a context-parallel group
     training: bool = True
 
 
@@ -269,22 +273,25 @@ def _memory(cfg: dict, layout: dict, held: Holdings) -> dict:
                                      else t * (2 + (4 if layout["strategy"] == "ddp" else 0))),
     }
     memory = {k: v / GIB for k, v in memory.items()}
-    memory["activations_checkpointed"] = held.activations[0] * per_rank
-    memory["activations_full"] = held.activations[1] * per_rank
+    memory["activations_checkpointed"] = held.activations[0] * per_rank + held.gathered[0] * layout["micro_batch"]
+    memory["activations_full"] = held.activations[1] * per_rank + held.gathered[1] * layout["micro_batch"]
     memory["reserve"] = cfg["cluster"]["reserve_gib"]
     return memory
 
 
 def _row(cfg: dict, stage: str, rule: str, batch: int, held: Holdings, **extra) -> dict:
     layout, problems = _layout(cfg, rule, batch, held.training)
+    b, facts, cp = cfg["backbone"], network_facts(cfg["backbone"]["name"]), layout["context_parallel"]
+    count = tokens(b["name"], b["frames"], b["height"], b["width"])
+    if count % cp or facts.heads % cp:  # diffusers' Ulysses splits tokens and heads into equal shares
+        problems.append(f"distributed.context_parallel={cp} must divide the {count} video tokens and the "
+                        f"{facts.heads} attention heads")
     memory = _memory(cfg, layout, held)
     checkpointing = cfg["backbone"]["gradient_checkpointing"] and held.training
     base = sum(v for k, v in memory.items() if not k.startswith("activations_"))
     total = base + memory["activations_checkpointed" if checkpointing else "activations_full"]
     gpu = cfg["cluster"]["gpu_memory_gib"]
-    b = cfg["backbone"]
-    return {"stage": stage, "rule": rule, **extra, **layout,
-            "tokens": tokens(b["name"], b["frames"], b["height"], b["width"]),
+    return {"stage": stage, "rule": rule, **extra, **layout, "tokens": count,
             "trainable_parameters": held.trainable + held.extra_trainable, "frozen_parameters": held.frozen,
             "gradient_checkpointing": checkpointing,
             "memory_gib": {k: round(v, 2) for k, v in memory.items()},
@@ -329,22 +336,23 @@ def plan(cfg: dict) -> list[dict]:
     d = cfg["dete"]
     for (efficient, gan), names in sorted(kinds.items()):
         trainable = lora_parameters(b["name"], d["lora_rank"]) + facts.timestep_layers if efficient else n
-        activations, heads = train, 0
+        activations, gathered, heads = train, (0.0, 0.0), 0
         if gan:
             levels = facts.feature_levels_per_stride[min(d["feature_stride"], len(facts.feature_levels_per_stride)) - 1]
             head_parameters, head_bytes = discriminator_bytes_per_token(facts.width, b.get("compute_dtype") or b["dtype"])
             heads = levels * head_parameters
             per_token = tokens(b["name"], b["frames"], b["height"], b["width"]) / GIB
-            real_features = levels * facts.width * 2 * per_token       # no-grad teacher features of the target
-            fake_heads = levels * head_bytes * per_token              # heads on the prediction's features
-            # generator step: student and teacher (through the fake) forwards with grad; discriminator step: both
-            # feature sets and heads on both
-            step = [max(2 * a + real_features + fake_heads, 2 * (real_features + fake_heads)) for a in train]
-            activations = (step[0], step[1])
+            features = levels * facts.width * 2 * per_token  # one set of teacher features, gathered for the heads
+            # the heads on one feature set: checkpointed, their inputs and one head recomputed; else all saved
+            on_set = (features + head_bytes * per_token, levels * head_bytes * per_token)
+            # generator step: student and teacher backward (split over the group), the target's no-grad features
+            # and the heads on the prediction's; discriminator step: the heads on both sets
+            activations = tuple(2 * a for a in train)
+            gathered = tuple(max(features + h, 2 * h) for h in on_set)
         frozen = (n if efficient else 0) + (n if gan else 0)
         rows.append(_row(cfg, "dete", "dete", d["batch_size"],
                          Holdings(trainable=trainable, frozen=frozen, ema=target_ema, extra_trainable=heads,
-                                  activations=activations), variants=names))
+                                  activations=activations, gathered=gathered), variants=names))
     for stage in ("vcm", "lcm", "pcm"):
         rows.append(_row(cfg, stage, "baseline", cfg[stage]["batch_size"],
                          Holdings(trainable=n, ema=target_ema or stage == "lcm", activations=train)))

@@ -64,6 +64,9 @@ def test_sharding_and_context_parallelism_by_hand(tmp_path):
     ddp = _row(plan(load_config(REPO / "config" / "wan2.1-t2v-1.3b.yaml",
                                 ["resources.seme.gpu=8", "seme.batch_size=8", "distributed.strategy=ddp"])), "seme")
     assert ddp["memory_gib"]["weights"] == one["memory_gib"]["weights"]  # replicated
+    odd = _row(plan(load_config(REPO / "config" / "wan2.1-t2v-1.3b.yaml",
+                                ["resources.seme.gpu=8", "distributed.context_parallel=8"])), "seme")
+    assert not odd["fits"] and "must divide the 32760 video tokens and the 12 attention heads" in odd["problems"][0]
     small = _row(plan(load_config(REPO / "config" / "wan2.1-t2v-1.3b.yaml", ["resources.seme.gpu=8"])), "seme")
     assert not small["fits"] and "batch_size=1 is smaller than the 8 data-parallel ranks" in small["problems"][0]
 

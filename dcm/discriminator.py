@@ -7,6 +7,7 @@ import math
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 
 def _group_norm(channels: int) -> nn.GroupNorm:
@@ -29,13 +30,17 @@ class DiscriminatorHead(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """One head per feature level of the teacher."""
+    """One head per feature level of the teacher; with `checkpointing`, each head keeps only its input for
+    backward and recomputes the rest (backbone.gradient_checkpointing)."""
 
-    def __init__(self, dim: int, levels: int):
+    def __init__(self, dim: int, levels: int, checkpointing: bool = False):
         super().__init__()
         self.heads = nn.ModuleList(DiscriminatorHead(dim) for _ in range(levels))
+        self.checkpointing = checkpointing
 
     def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
         """Logits per level; features are moved to the heads' device (the teacher may sit elsewhere)."""
         device = self.heads[0].logits.weight.device
+        if self.checkpointing and torch.is_grad_enabled():
+            return [checkpoint(head, f.to(device), use_reentrant=False) for head, f in zip(self.heads, features)]
         return [head(f.to(device)) for head, f in zip(self.heads, features)]

@@ -67,7 +67,7 @@ def train_consistency(cfg: dict, section: str, backbone: Backbone, student: Expe
         sample_batch=cache.sampler(index_range[0], index_range[1], scfg["batch_size"]),
         out_dir=work, steps=scfg["steps"], seed=cfg["seed"], checkpoint_every=scfg["checkpoint_every"],
         grad_clip=dcfg["grad_clip"], ema=ema, discriminator=discriminator, description=section, on_step=on_step,
-        frozen=(adversarial.teacher,) if adversarial is not None else (), **scale_options(cfg, backbone.compute_dtype))
+        frozen=(adversarial.teacher,) if adversarial is not None else (), **scale_options(cfg, backbone))
     return loop.run()
 
 

@@ -56,6 +56,12 @@ class DetailLayers(nn.Module):
             setattr(parent, leaf, mine)
             store[key] = theirs
 
+    def context_parallel_plan(self, plan: dict) -> dict:
+        """The entries of a network's context-parallel plan (diffusers' cp_plan) for the layers copied here, named
+        as submodules of this module."""
+        return {f"layers.{name.replace('.', '__')}": entry for name, entry in plan.items()
+                if name.replace(".", "__") in self.layers}
+
     def install(self, net: nn.Module) -> None:
         """Put the copied layers into `net` for good (export): the originals move into this module."""
         self._swap(net)

@@ -12,7 +12,9 @@ Activations come from a stated measurement (ACTIVATIONS: saved for backward per 
 real width, facts.md Sec. 5), scaled linearly by tokens (attention through flash/memory-efficient kernels keeps
 them linear), by the micro-batch per rank and divided by distributed.context_parallel. Inference stages hold
 at most one block's activations per sample. The discriminator heads' saved tensors are measured here with
-autograd's saved-tensor hooks on one head (1x1 convolutions: linear in tokens and width).
+autograd's saved-tensor hooks on one head (1x1 convolutions: linear in tokens and width); the heads run on teacher
+features gathered over the context-parallel group (their GroupNorm spans all tokens), so their part is not divided
+by it, and with gradient checkpointing each head keeps only its input and is recomputed in backward.
 
 Not modelled: VAE decode activations (decode is assumed tiled), the trajectory cache (host memory)."""
 
@@ -103,6 +105,7 @@ class NetworkFacts:
     largest_unit: int       # parameters of the largest FSDP unit (a block, or the rest of the network)
     blocks: int             # transformer blocks (all block lists)
     width: int              # hidden size of the blocks
+    heads: int              # attention heads (Ulysses gives each rank heads / context_parallel of them)
     feature_levels_per_stride: tuple[int, ...]  # discriminator feature levels at stride 1, 2, ...
     timestep_layers: int    # parameters of the copied timestep-dependent layers (detail expert)
     patch: tuple[int, int]  # (temporal, spatial) patch size
@@ -131,7 +134,7 @@ def network_facts(backbone: str) -> NetworkFacts:
     patch = (patch[0], patch[1]) if isinstance(patch, (list, tuple)) else (config.get("patch_size_t") or 1, patch)
     levels = len(getattr(net, adapter.blocks_attribute))
     return NetworkFacts(_count(net), max(units + [rest]), len(units),
-                        config.num_attention_heads * config.attention_head_dim,
+                        config.num_attention_heads * config.attention_head_dim, config.num_attention_heads,
                         tuple(len(range(s - 1, levels, s)) for s in range(1, levels + 1)), copied, patch)
 
 
@@ -169,29 +172,35 @@ def encoder_parameters(backbone: str) -> tuple[int, int]:
 
 
 @functools.cache
-def discriminator_bytes_per_token(width: int) -> tuple[int, float]:
-    """(parameters, activation bytes saved for backward per token) of one discriminator head at `width`, as the
-    heads run today (fp32), measured with saved-tensor hooks at two small widths (its own weights left out) and
-    extrapolated linearly in width (1x1 convolutions and GroupNorm: linear in tokens and width)."""
+def discriminator_bytes_per_token(width: int, compute_dtype: str = "float32") -> tuple[int, float]:
+    """(parameters, activation bytes saved for backward per token) of one discriminator head at `width` as the heads
+    run (dcm/consistency.py): float32 masters under autocast to `compute_dtype`, on teacher features in that dtype,
+    with GroupNorm in float32 as CUDA's autocast runs it (CPU autocast would keep the compute dtype). Measured with
+    saved-tensor hooks at two widths and two token counts (the per-token slope leaves the weights and their autocast
+    copies out) and extrapolated linearly in width (1x1 convolutions and GroupNorm: linear in tokens and width)."""
     import torch
 
     from dcm.discriminator import DiscriminatorHead
 
-    def saved_per_token(dim: int, tokens: int = 64) -> float:
+    dtype = getattr(torch, compute_dtype)
+
+    def saved(dim: int, tokens: int) -> int:
         head = DiscriminatorHead(dim)
-        weights = {p.untyped_storage().data_ptr() for p in head.parameters()}
+        for norm in (m for m in head.modules() if isinstance(m, torch.nn.GroupNorm)):
+            norm.register_forward_pre_hook(lambda _m, args: tuple(a.float() for a in args))
         storages: dict[int, int] = {}
 
         def pack(t):
-            if t.untyped_storage().data_ptr() not in weights:
-                storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
             return t
 
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            head(torch.randn(1, tokens, dim, requires_grad=True)).sum()
-        return sum(storages.values()) / tokens
+        features = torch.randn(1, tokens, dim, dtype=dtype, requires_grad=True)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
+                torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+            head(features)
+        return sum(storages.values())
 
-    small, large = saved_per_token(32), saved_per_token(64)
+    small, large = ((saved(dim, 128) - saved(dim, 64)) / 64 for dim in (32, 64))
     with torch.device("meta"):
         parameters = _count(DiscriminatorHead(width))
     return parameters, small + (large - small) * (width - 32) / 32
@@ -221,6 +230,7 @@ class Holdings:
     ema: bool = False            # an fp32 EMA copy of the trained parameters (distill.target=ema, LCM)
     extra_trainable: int = 0     # small replicated trained modules (the discriminator heads)
     activations: tuple[float, float] = (0.0, 0.0)  # per sample: (checkpointed, without checkpointing)
+    gathered: tuple[float, float] = (0.0, 0.0)     # the same, held whole on every rank of a context-parallel group
     training: bool = True
 
 
@@ -268,22 +278,25 @@ def _memory(cfg: dict, layout: dict, held: Holdings) -> dict:
                                      else t * (2 + (4 if layout["strategy"] == "ddp" else 0))),
     }
     memory = {k: v / GIB for k, v in memory.items()}
-    memory["activations_checkpointed"] = held.activations[0] * per_rank
-    memory["activations_full"] = held.activations[1] * per_rank
+    memory["activations_checkpointed"] = held.activations[0] * per_rank + held.gathered[0] * layout["micro_batch"]
+    memory["activations_full"] = held.activations[1] * per_rank + held.gathered[1] * layout["micro_batch"]
     memory["reserve"] = cfg["cluster"]["reserve_gib"]
     return memory
 
 
 def _row(cfg: dict, stage: str, rule: str, batch: int, held: Holdings, **extra) -> dict:
     layout, problems = _layout(cfg, rule, batch, held.training)
+    b, facts, cp = cfg["backbone"], network_facts(cfg["backbone"]["name"]), layout["context_parallel"]
+    count = tokens(b["name"], b["frames"], b["height"], b["width"])
+    if count % cp or facts.heads % cp:  # diffusers' Ulysses splits tokens and heads into equal shares
+        problems.append(f"distributed.context_parallel={cp} must divide the {count} video tokens and the "
+                        f"{facts.heads} attention heads")
     memory = _memory(cfg, layout, held)
     checkpointing = cfg["backbone"]["gradient_checkpointing"] and held.training
     base = sum(v for k, v in memory.items() if not k.startswith("activations_"))
     total = base + memory["activations_checkpointed" if checkpointing else "activations_full"]
     gpu = cfg["cluster"]["gpu_memory_gib"]
-    b = cfg["backbone"]
-    return {"stage": stage, "rule": rule, **extra, **layout,
-            "tokens": tokens(b["name"], b["frames"], b["height"], b["width"]),
+    return {"stage": stage, "rule": rule, **extra, **layout, "tokens": count,
             "trainable_parameters": held.trainable + held.extra_trainable, "frozen_parameters": held.frozen,
             "gradient_checkpointing": checkpointing,
             "memory_gib": {k: round(v, 2) for k, v in memory.items()},
@@ -304,7 +317,7 @@ def _eval_prompt_count(cfg: dict) -> int:
 
 def plan(cfg: dict) -> list[dict]:
     """One row per GPU stage of `cfg` (teacher, trajectories, seme, dete per kind of variant, vcm, lcm, pcm,
-    sample): per-GPU GiB of each kind of memory, the total against cluster.gpu_memory_gib, and whether it fits."""
+    sample, latency): per-GPU GiB of each kind of memory, the total against cluster.gpu_memory_gib, and whether it fits."""
     b = cfg["backbone"]
     if b["name"] not in SPECS:
         raise DCMError(f"backbone.name={b['name']!r}: the memory plan covers the real backbones "
@@ -328,29 +341,35 @@ def plan(cfg: dict) -> list[dict]:
     d = cfg["dete"]
     for (efficient, gan), names in sorted(kinds.items()):
         trainable = lora_parameters(b["name"], d["lora_rank"]) + facts.timestep_layers if efficient else n
-        activations, heads = train, 0
+        activations, gathered, heads = train, (0.0, 0.0), 0
         if gan:
             levels = facts.feature_levels_per_stride[min(d["feature_stride"], len(facts.feature_levels_per_stride)) - 1]
-            head_parameters, head_bytes = discriminator_bytes_per_token(facts.width)
+            head_parameters, head_bytes = discriminator_bytes_per_token(facts.width, b.get("compute_dtype") or b["dtype"])
             heads = levels * head_parameters
             per_token = tokens(b["name"], b["frames"], b["height"], b["width"]) / GIB
-            real_features = levels * facts.width * 2 * per_token       # no-grad teacher features of the target
-            fake_heads = levels * head_bytes * per_token              # heads on the prediction's features
-            # generator step: student and teacher (through the fake) forwards with grad; discriminator step: both
-            # feature sets and heads on both
-            step = [max(2 * a + real_features + fake_heads, 2 * (real_features + fake_heads)) for a in train]
-            activations = (step[0], step[1])
+            features = levels * facts.width * 2 * per_token  # one set of teacher features, gathered for the heads
+            # the heads on one feature set: checkpointed, their inputs and one head recomputed; else all saved
+            on_set = (features + head_bytes * per_token, levels * head_bytes * per_token)
+            # generator step: student and teacher backward (split over the group), the target's no-grad features
+            # and the heads on the prediction's; discriminator step: the heads on both sets
+            activations = tuple(2 * a for a in train)
+            gathered = tuple(max(features + h, 2 * h) for h in on_set)
         frozen = (n if efficient else 0) + (n if gan else 0)
         rows.append(_row(cfg, "dete", "dete", d["batch_size"],
                          Holdings(trainable=trainable, frozen=frozen, ema=target_ema, extra_trainable=heads,
-                                  activations=activations), variants=names))
+                                  activations=activations, gathered=gathered), variants=names))
     for stage in ("vcm", "lcm", "pcm"):
         rows.append(_row(cfg, stage, "baseline", cfg[stage]["batch_size"],
                          Holdings(trainable=n, ema=target_ema or stage == "lcm", activations=train)))
     lora = lora_parameters(b["name"], d["lora_rank"]) + facts.timestep_layers
     batch = min(cfg["sampling"]["batch_size"] or _eval_prompt_count(cfg), _eval_prompt_count(cfg))
     rows.append(_row(cfg, "sample", "sample", batch,
-                     Holdings(frozen=2 * n + lora + text + vae, activations=(one_block, one_block), training=False),
-                     note="the teacher, or up to two student networks (OD experts, Fig. 3 mixes) + LoRA; "
-                          "sampling.batch_size videos at once (null: every prompt)"))
+                     Holdings(frozen=2 * n + lora + vae, activations=(one_block, one_block), training=False),
+                     note="the teacher, or up to two student networks (OD experts, Fig. 3 mixes) + LoRA; the text "
+                          "encoders leave the GPU once the prompts are encoded; sampling.batch_size videos at once "
+                          "(null: every prompt)"))
+    rows.append(_row(cfg, "latency", "sample", 1,
+                     Holdings(frozen=2 * n + lora + vae, activations=(one_block, one_block), training=False),
+                     note="every Table 1 sampler in one process, one video at a time; only the sampler being timed "
+                          "on the GPU (at most two networks + LoRA), the others in host memory"))
     return rows

@@ -5,7 +5,7 @@ and noise seeds that every method's sample set shares."""
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Callable
@@ -37,6 +37,7 @@ class SamplerRequest:
     backbone: Backbone
     run: Path  # the run directory
     point: Path  # the run, or the kappa-sweep point whose experts are sampled
+    held: list[torch.nn.Module] = field(default_factory=list)  # the networks its sampler runs (see `hold`)
 
     @cached_property
     def schedule(self) -> list[int]:
@@ -55,7 +56,12 @@ class SamplerRequest:
         """A frozen network saved under `directory`/network, or an error naming the stage that makes it."""
         made_by = directory.name if directory.parent == self.run else directory.parent.name
         net = self.backbone.load_network(layout.require(directory / layout.NETWORK, made_by))
-        return net.eval().requires_grad_(False)
+        return self.hold(net.eval().requires_grad_(False))
+
+    def hold(self, net: torch.nn.Module) -> torch.nn.Module:
+        """`net`, recorded as one the sampler runs, so that a caller can move the sampler's networks as a whole."""
+        self.held.append(net)
+        return net
 
     def euler(self, velocity_fn) -> Sampler:
         """Few-step Euler sampling of `velocity_fn` on this request's schedule."""
@@ -119,7 +125,7 @@ def detail_expert(request: SamplerRequest, directory: Path, semantic_net: torch.
         raise DCMError(f"{directory / layout.DETAIL_WEIGHTS} does not match the detail expert: keys "
                        f"{sorted(mismatch)[:4]}")
     expert.load_state_dict(state, strict=False)
-    return expert.eval().requires_grad_(False)
+    return request.hold(expert.eval().requires_grad_(False))  # SemE with the copied layers beside it
 
 
 def experts(request: SamplerRequest) -> Sampler:

@@ -1,8 +1,9 @@
 """One training loop for every stage: a global batch split over the processes of a launch (with gradient
 accumulation), float32 master weights under the backbone's autocast (a loss scaler for float16), the student,
-EMA target and frozen teacher sharded (FSDP2) or replicated (DDP), an optional discriminator, JSONL metrics,
-a stop on any non-finite loss or gradient, checkpoints that resume (bit-for-bit in one process, sharded and
-re-cut to any process count in several), and save-and-exit on SIGTERM / SIGUSR1 (SLURM pre-emption)."""
+EMA target and frozen teacher sharded (FSDP2) or replicated (DDP) and optionally context-parallel (diffusers),
+an optional discriminator, JSONL metrics, a stop on any non-finite loss or gradient, checkpoints that resume
+(bit-for-bit in one process, sharded and re-cut to any process count in several), and save-and-exit on
+SIGTERM / SIGUSR1 (SLURM pre-emption)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from dcm import checkpoint, distributed, tracking
+from dcm import checkpoint, context_parallel, distributed, tracking
 from dcm.errors import DCMError
 from dcm.io import write_csv
 
@@ -72,6 +73,8 @@ class TrainLoop:
     strategy: str = "fsdp2"  # how several processes hold the modules: distributed.STRATEGIES
     micro_batch_size: int | None = None  # samples per process per forward; default the batch split evenly
     frozen: tuple[nn.Module, ...] = ()  # modules the objective calls without training them (the GAN's teacher)
+    context_parallel: int = 1  # consecutive ranks that split each sample's tokens (dcm/context_parallel.py)
+    enable_context_parallel: Callable | None = None  # (module, mesh): the backbone's; None: context_parallel.enable
     _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
 
     def _modules(self) -> dict[str, nn.Module]:
@@ -98,6 +101,10 @@ class TrainLoop:
             self.accelerator = Accelerator(cpu=next(self.student.parameters()).device.type == "cpu")
         for module in (*self._modules().values(), *self.frozen):
             module.to(self.accelerator.device)
+        if self.context_parallel > 1:  # before sharding: the hooks split and gather around the sharded blocks
+            mesh = context_parallel.device_mesh(world, self.context_parallel, self.accelerator.device)
+            for module in (self.student, *([self.ema.module] if self.ema is not None else []), *self.frozen):
+                (self.enable_context_parallel or context_parallel.enable)(module, mesh)
         if world == 1:
             self.student, self.optimizer = self.accelerator.prepare(self.student, self.optimizer)
             return
@@ -146,9 +153,10 @@ class TrainLoop:
             raise DCMError(f"checkpoint {ckpt} was made with seed {progress['seed']}, this run uses {self.seed}; "
                            "remove it to start over")
         world, rank = distributed.world_size(), distributed.rank()
-        if checkpoint.is_sharded(ckpt):
-            rng, own_noise, extra = checkpoint.load_sharded(ckpt, self._modules(), self._optimizers(), rank,
-                                                            ("scaler",))
+        _, group = context_parallel.groups(world, rank, self.context_parallel)
+        if checkpoint.is_sharded(ckpt):  # the ranks of one context-parallel group continue its first rank's noise
+            rng, own_noise, extra = checkpoint.load_sharded(ckpt, self._modules(), self._optimizers(),
+                                                            group * self.context_parallel, ("scaler",))
         elif world == 1:
             rng, extra = checkpoint.load_single(ckpt, self._modules(), self._optimizers())
             own_noise = None
@@ -159,7 +167,7 @@ class TrainLoop:
             if own_noise is not None:
                 noise.set_state(own_noise)
             else:
-                noise.manual_seed(self.seed + RANK_SEED_STRIDE * rank + progress["step"])
+                noise.manual_seed(self.seed + RANK_SEED_STRIDE * group + progress["step"])
         if scaler is not None and "scaler" in extra:
             _load_scaler(scaler, extra["scaler"])
         return int(progress["step"])
@@ -203,17 +211,18 @@ class TrainLoop:
     def run(self) -> list[dict]:
         """Train to `steps`, appending one JSON line of metrics per step to metrics.jsonl; return all lines.
 
-        Each step draws one global batch from a stream shared by every process; each process trains on its
-        own disjoint slots of it (distributed.micro_batches), with its own stream for the objective's noise
-        (for one process the two streams are one). Metrics are means over the global batch; only the main
+        Each step draws one global batch from a stream shared by every process; each data-parallel group (one
+        process, or `context_parallel` of them) trains on its own disjoint slots of it (distributed.micro_batches),
+        with its own stream for the objective's noise (for one group the two streams are one). Metrics are means over the global batch; only the main
         process writes them; every process writes its part of a sharded checkpoint."""
         world, rank = distributed.world_size(), distributed.rank()
         self._check_strategy(world)
+        groups, group = context_parallel.groups(world, rank, self.context_parallel)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._prepare(world)
         scaler = torch.amp.GradScaler(self.accelerator.device.type) if self.compute_dtype == torch.float16 else None
         data = torch.Generator().manual_seed(self.seed)
-        noise = data if world == 1 else torch.Generator().manual_seed(self.seed + RANK_SEED_STRIDE * rank)
+        noise = data if groups == 1 else torch.Generator().manual_seed(self.seed + RANK_SEED_STRIDE * group)
         start = self._load(data, noise, scaler)
         metrics_path = self.out_dir / "metrics.jsonl"
         history = _read_metrics(metrics_path, keep=start)
@@ -227,14 +236,15 @@ class TrainLoop:
                        dynamic_ncols=True, disable=not distributed.is_main())
             for step in bar:
                 batch = self.sample_batch(data)
-                plan = distributed.micro_batches(len(batch[0]), world, rank, self.micro_batch_size)
+                plan = distributed.micro_batches(len(batch[0]), groups, group, self.micro_batch_size)
                 self.optimizer.zero_grad(set_to_none=True)
                 sums: dict[str, torch.Tensor] = {}
                 for i, (indices, weight) in enumerate(plan):
                     distributed.set_gradient_sync(sharded, i == len(plan) - 1)
                     micro = batch if len(indices) == len(batch[0]) else tuple(t[indices] for t in batch)
                     loss, logs = self.objective.generator_loss(micro, noise)
-                    self._backward(loss * weight if weight != 1.0 else loss, scaler)
+                    scale = weight * self.context_parallel  # a group's gradient is the sum over its ranks
+                    self._backward(loss * scale if scale != 1.0 else loss, scaler)
                     _accumulate(sums, {"loss": loss, **logs}, weight)
                 line = self._reduce(sums, world)
                 stop = line.pop("_stop")
@@ -279,7 +289,7 @@ class TrainLoop:
         for i, (_, weight) in enumerate(plan):
             distributed.set_gradient_sync([disc.module], i == len(plan) - 1)
             d_loss = disc.loss()
-            self._backward(d_loss * weight if weight != 1.0 else d_loss, scaler)
+            self._backward(d_loss * weight if weight != 1.0 else d_loss, scaler)  # whole gradients: not scaled by C
             _accumulate(sums, {"d_loss": d_loss}, weight)
         line = self._reduce(sums, world)
         line.pop("_stop")
@@ -394,11 +404,9 @@ def adamw(params, lr: float, weight_decay: float = 0.0, betas=(0.9, 0.999)) -> t
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=betas)
 
 
-def scale_options(cfg: dict, compute_dtype: torch.dtype) -> dict:
-    """TrainLoop keywords for precision and distribution from `backbone` / `distributed` of a config."""
+def scale_options(cfg: dict, backbone) -> dict:
+    """TrainLoop keywords for precision and distribution from the backbone adapter and `distributed` of a config."""
     dcfg = cfg.get("distributed", {})
-    if dcfg.get("context_parallel", 1) > 1:
-        raise DCMError(f"distributed.context_parallel={dcfg['context_parallel']}: context parallelism is not wired "
-                       "into the training loop (README, 'Precision and sharding'); set it to 1")
-    return {"compute_dtype": compute_dtype, "strategy": dcfg.get("strategy", "fsdp2"),
-            "micro_batch_size": dcfg.get("micro_batch_size")}
+    return {"compute_dtype": backbone.compute_dtype, "strategy": dcfg.get("strategy", "fsdp2"),
+            "micro_batch_size": dcfg.get("micro_batch_size"), "context_parallel": dcfg.get("context_parallel", 1),
+            "enable_context_parallel": backbone.enable_context_parallel}

@@ -143,6 +143,23 @@ def test_adapter_shapes_layers_expert_and_round_trip(pipeline, tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(student.state_dict().values(), again.state_dict().values()))
 
 
+def test_text_encoders_leave_the_device_once_prompts_are_encoded(pipeline, monkeypatch):
+    """release_text_encoders moves every text encoder to the CPU, the guidance's negative prompt encoded first;
+    encoding afterwards runs them there and gives the same embeddings, and the network still predicts."""
+    name, path = pipeline
+    backbone = pretrained_adapter(name)({"pretrained": str(path), **SHAPE})
+    cond = backbone.encode_prompts(["a red cat runs"])
+    moved = []
+    for encoder in backbone.text_encoders():
+        monkeypatch.setattr(encoder, "to", lambda *args, e=encoder, to=encoder.to: moved.append((e, args)) or to(*args))
+    backbone.release_text_encoders()
+    assert moved == [(e, ("cpu",)) for e in backbone.text_encoders()] and backbone.text_device.type == "cpu"
+    assert (getattr(backbone, "_negative", None) is not None) == (backbone.guidance["kind"] == "cfg")
+    assert torch.equal(backbone.encode_prompts(["a red cat runs"]), cond)
+    net = backbone.load_network(path / "transformer").eval()
+    assert backbone.guided_predict(net, torch.randn(1, *backbone.latent_shape), torch.tensor([0.5]), cond).isfinite().all()
+
+
 def test_pointer_file_loads_pretrained_and_detects_a_changed_pipeline(tmp_path):
     torch.manual_seed(0)
     build_wan(tmp_path / "wan")
@@ -207,7 +224,7 @@ def test_cogvideox_conversion_in_closed_form():
     assert torch.allclose(flow_velocity(x_t, v, torch.tensor(1.0), torch.tensor(0.0)), v - x_t)  # sigma = 0: eps - x0 = v - x
 
 
-def test_wan_stages_end_to_end(tmp_path):
+def test_wan_stages_end_to_end(tmp_path, monkeypatch):
     """dataset -> teacher -> trajectories -> seme -> dete -> sample on config/wan2.1-t2v-1.3b.yaml, shrunk."""
     from dcm.io import load_tensors, read_json
     from dcm.stages import dataset, dete, sample, seme, teacher, trajectories
@@ -230,7 +247,14 @@ def test_wan_stages_end_to_end(tmp_path):
     trajectories.run(cfg)
     seme.run(cfg, variant="dcm")
     dete.run(cfg, variant="dcm")
+    from dcm.backbones.wan import WanBackbone
+
+    events = []  # the sample stage frees the text encoders before it loads the students
+    for method in ("release_text_encoders", "load_network"):
+        original = getattr(WanBackbone, method)
+        monkeypatch.setattr(WanBackbone, method, lambda self, *a, m=method, f=original: events.append(m) or f(self, *a))
     sample.run(cfg, method="dcm", steps=2)
+    assert events == ["release_text_encoders", "load_network"]  # SemE, carrying the DetE LoRA
     out = tmp_path / "results" / "wan2.1-t2v-1.3b"
     split = read_json(out / "dataset" / "prompts.json")
     assert len(split["train"]) == 2 and len(split["eval"]) == 1

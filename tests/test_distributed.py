@@ -1,8 +1,9 @@
 """Training across processes, as a multi-GPU rule launches it: torchrun with two CPU processes (gloo) here.
 The global batch is split over the processes, the student, EMA target and GAN teacher are sharded with FSDP2
 (or replicated with DDP), only the main process writes outputs, every process writes its part of a sharded
-checkpoint that 1 or 2 processes resume, SIGTERM saves and exits, and the workflow starts torchrun for a
-training rule given several GPUs."""
+checkpoint that 1 or 2 processes resume, SIGTERM saves and exits, the workflow starts torchrun for a
+training rule given several GPUs, and context parallelism (diffusers, Ulysses) over 2 processes trains what
+one process trains."""
 
 import json
 import os
@@ -44,6 +45,19 @@ TrainLoop(student=net, optimizer=torch.optim.SGD(net.parameters(), lr=0.5), obje
           steps=1, seed=0, checkpoint_every=1, strategy=sys.argv[2], micro_batch_size=micro).run()
 if distributed.is_main():
     torch.save({k: v.detach() for k, v in net.state_dict().items()}, sys.argv[1] + "/weights.pt")
+"""
+
+
+#: runs `python -m dcm ARGS` (or a script) where diffusers' enable_parallelism can start on a CPU: diffusers
+#: 0.42.1 takes the rank modulo torch.accelerator.device_count(), which is 0 without an accelerator
+CPU_CONTEXT_PARALLEL = """
+import runpy, sys, torch
+torch.accelerator.device_count = lambda: 1
+if sys.argv[1] == "--script":
+    sys.argv = sys.argv[2:]
+    runpy.run_path(sys.argv[0], run_name="__main__")
+else:
+    runpy.run_module("dcm", run_name="__main__", alter_sys=True)
 """
 
 
@@ -176,3 +190,82 @@ def test_sigterm_saves_a_sharded_checkpoint_that_one_or_two_processes_resume(cac
         assert got.keys() == want.keys() and all(torch.allclose(got[k], want[k], atol=1e-5) for k in want)
         lines = (results / "smoke" / "seme" / "tc" / "metrics.jsonl").read_text().splitlines()
         assert [json.loads(line)["step"] for line in lines] == list(range(1, 21))
+
+
+def test_context_parallel_training_equals_one_process(cache, tmp_path):
+    """distributed.context_parallel=2 on 2 processes: one data-parallel group, both ranks on the same samples and
+    noise, the tiny Wan's tokens split between them by diffusers' own plan; SemE, then DetE with LoRA, copied
+    timestep layers and the GAN (teacher features gathered for the heads), train the networks one process trains."""
+    one, two = _copy_cache(cache, tmp_path / "one"), _copy_cache(cache, tmp_path / "two")
+    launch = tmp_path / "launch.py"
+    launch.write_text(CPU_CONTEXT_PARALLEL)
+    for stage in ("seme", "dete"):
+        args = (stage, "--variant", "dcm", "--set", "tracking.enabled=false")
+        dcm(*args, results=one)
+        proc = torchrun(str(launch), *args, "--config", str(SMOKE), "--set", f"results_dir={two}",
+                        "--set", "distributed.context_parallel=2")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    for path in ("seme/tc/network/diffusion_pytorch_model.safetensors", "dete/dcm/detail_expert.safetensors"):
+        got, want = load_tensors(two / "smoke" / path), load_tensors(one / "smoke" / path)
+        assert got.keys() == want.keys() and all(torch.allclose(got[k], want[k], atol=2e-5) for k in want), path
+    lines = [json.loads(line) for line in (two / "smoke" / "dete" / "dcm" / "metrics.jsonl").read_text().splitlines()]
+    assert len(lines) == 4 and {"g_adv", "fm", "d_loss"} <= set(lines[-1])
+
+
+HUNYUAN_CONTEXT_PARALLEL = """
+import copy, json, sys
+from pathlib import Path
+import torch
+from accelerate import PartialState
+from dcm import context_parallel, distributed
+from dcm.backbones.hunyuan_video import HunyuanVideoBackbone
+from dcm.experts import Expert, attach_detail_expert
+from tests.test_backbones import SHAPE
+
+PartialState(cpu=True)
+backbone = HunyuanVideoBackbone({"pretrained": sys.argv[1], **SHAPE, "device": "cpu", "gradient_checkpointing": True})
+cond = backbone.encode_prompts(["a red cat", "the dog walks in the city"])  # padded, to different lengths
+torch.manual_seed(0)
+x, sigma = torch.randn(2, *backbone.latent_shape), torch.tensor([0.9, 0.3])
+mesh = context_parallel.device_mesh(2, 2, torch.device("cpu"))
+report = {}
+for name in ("seme", "dete"):
+    net = backbone.load_network(Path(sys.argv[1]) / "transformer").train()
+    expert = Expert(net) if name == "seme" else attach_detail_expert(net, backbone, rank=2, alpha=4)
+    with torch.no_grad():
+        for p in expert.parameters():
+            p.requires_grad_(True)
+            p.add_(0.01 * torch.randn_like(p))  # LoRA and copied layers away from their initial no-op
+    reference = copy.deepcopy(expert)
+    backbone.enable_context_parallel(expert, mesh)
+    distributed.shard(expert, "fsdp2", torch.float32, distributed.block_class_names(expert))  # as TrainLoop does
+    out, want = expert(backbone, x, sigma, cond), reference(backbone, x, sigma, cond)
+    out.square().mean().backward()
+    want.square().mean().backward()
+    pairs = list(zip(expert.parameters(), reference.parameters()))
+    assert all((p.grad is None) == (q.grad is None) for p, q in pairs)  # the swapped-out originals get none
+    grads = [(p.grad.full_tensor() * 2, q.grad) for p, q in pairs if q.grad is not None]
+    scale = max(float(q.abs().max()) for _, q in grads)
+    report[name] = {"output": float((out - want).abs().max()), "output_scale": float(want.abs().max()),
+                    "gradient": max(float((g - q).abs().max()) for g, q in grads) / scale}
+if torch.distributed.get_rank() == 0:
+    Path(sys.argv[2]).write_text(json.dumps(report))
+"""
+
+
+def test_hunyuan_video_context_parallel_forward_and_gradients_equal_one_process(tmp_path):
+    """The HunyuanVideo adapter's plan on 2 processes (video tokens split, text tokens on both ranks with their
+    keys weighted 1/2), with FSDP2, per-block checkpointing, padded prompts of two lengths, SemE and the DetE
+    (LoRA, copied layers): the output and the gradients summed over the two ranks are one process's."""
+    from tests.test_backbones import build_hunyuan_video
+
+    torch.manual_seed(0)
+    build_hunyuan_video(tmp_path / "hunyuan")
+    (tmp_path / "launch.py").write_text(CPU_CONTEXT_PARALLEL)
+    (tmp_path / "check.py").write_text(HUNYUAN_CONTEXT_PARALLEL)
+    proc = torchrun(str(tmp_path / "launch.py"), "--script", str(tmp_path / "check.py"), str(tmp_path / "hunyuan"),
+                    str(tmp_path / "report.json"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    for name in ("seme", "dete"):
+        assert report[name]["output"] < 1e-5 * report[name]["output_scale"] and report[name]["gradient"] < 1e-5, report

@@ -4,6 +4,7 @@ times every Table 1 sampler that way."""
 import itertools
 
 import pytest
+import torch
 
 from dcm.config import load_config
 from dcm.eval.latency import interleaved_latency
@@ -17,8 +18,10 @@ def test_rounds_call_every_sampler_once_in_rotated_order_and_report_medians():
     order = []
     calls = {name: (lambda name=name: order.append(name)) for name in "abc"}
     ticks = itertools.count()  # every clock read advances by 1: each call lasts 1 tick unless the clock is read
-    result = interleaved_latency(calls, warmup=1, repeats=3, clock=lambda: float(next(ticks)))
-    assert order == list("abc") + list("abc") + list("bca") + list("cab")  # warm-up round, then rotations
+    result = interleaved_latency(calls, warmup=1, repeats=3, clock=lambda: float(next(ticks)),
+                                 before=lambda name: order.append("+" + name))  # untimed: no clock read
+    rounds = list("abc") + list("abc") + list("bca") + list("cab")  # warm-up round, then rotations
+    assert order == [item for name in rounds for item in ("+" + name, name)]
     assert all(r["seconds"] == [1.0, 1.0, 1.0] and r["median_s"] == 1.0 for r in result.values())
 
 
@@ -47,13 +50,35 @@ def test_speed_up_above_the_step_count_ratio_is_a_fault():
     assert latency.above_step_limit(speedup, "teacher-10") == ["dcm-4"]  # 5x > 10/4
 
 
-def test_latency_stage_times_every_table1_sampler_in_one_file(tmp_path):
+def test_place_puts_one_samplers_networks_on_the_device_after_moving_the_others_off():
+    moves = []
+
+    class Net(torch.nn.Module):
+        def to(self, device):
+            moves.append((self.name, device))
+            return self
+
+    nets = {}
+    for name in ("teacher", "seme", "lora"):
+        nets[name] = Net()
+        nets[name].name = name
+    held = {"teacher-10": [nets["teacher"]], "teacher-4": [nets["teacher"]], "dcm-4": [nets["seme"], nets["lora"]]}
+    latency.place(held, "teacher-4", "cuda")
+    assert moves == [("seme", "cpu"), ("lora", "cpu"), ("teacher", "cuda")]
+
+
+def test_latency_stage_times_every_table1_sampler_in_one_file(tmp_path, monkeypatch):
     from benchmarks.run import random_run
 
     cfg = load_config(SMOKE, [f"results_dir={tmp_path}", "tracking.enabled=false", "sampling.prompts=[a red circle]",
                               "sampling.latency.warmup=0", "sampling.latency.repeats=2"])
     random_run(cfg)
+    placed, place = [], latency.place
+    monkeypatch.setattr(latency, "place", lambda held, name, device: placed.append((name, str(device)))
+                        or place(held, name, device))
     latency.run(cfg)
+    sets = table1_sets(cfg)  # parked on the CPU as built, then each put on the device ahead of its timed call
+    assert placed == [(n, "cpu") for n in sets] + [(n, "cpu") for n in sets + sets[1:] + sets[:1]]
     written = read_json(tmp_path / "smoke" / "latency" / "latency.json")
     assert sorted(written["per_video"]) == sorted(table1_sets(cfg))
     assert written["reference"] == "teacher-10" and written["speedup"]["teacher-10"] == 1.0

@@ -78,3 +78,23 @@ def test_consistency_pair_vanishes_for_an_oracle_on_straight_paths():
     assert torch.allclose(pred, tgt, atol=1e-6)
     assert torch.allclose(pred[0], add_noise(x0, noise, sigmas[6])[0], atol=1e-6)
     assert torch.allclose(pred[2], x0[2], atol=1e-6)
+
+
+def test_checkpointed_discriminator_heads_give_the_same_logits_and_gradients():
+    """backbone.gradient_checkpointing recomputes each head in backward: same logits and gradients."""
+    import copy
+
+    from dcm.discriminator import Discriminator
+
+    torch.manual_seed(0)
+    plain = Discriminator(16, 2)
+    checkpointed = copy.deepcopy(plain)
+    checkpointed.checkpointing = True
+    features = [torch.randn(2, 12, 16) for _ in range(2)]
+    results = []
+    for heads in (plain, checkpointed):
+        logits = heads(features)
+        sum(l.square().mean() for l in logits).backward()
+        results.append((logits, [p.grad for p in heads.parameters()]))
+    (a, ga), (b, gb) = results
+    assert all(torch.allclose(x, y) for x, y in zip(a, b)) and all(torch.allclose(x, y) for x, y in zip(ga, gb))

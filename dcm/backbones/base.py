@@ -11,7 +11,7 @@ import torch
 import torch.utils.checkpoint
 from torch import nn
 
-from dcm import distributed
+from dcm import context_parallel, distributed
 from dcm.errors import DCMError
 
 #: names of `backbone.dtype` / `backbone.compute_dtype`
@@ -81,6 +81,8 @@ class Backbone(ABC):
     name: str = "tiny"
     #: the teacher's guidance as its pipeline applies it, {kind, scale, negative_prompt} (dcm/pipelines.guidance)
     guidance: dict = {"kind": "none", "scale": 1.0, "negative_prompt": ""}
+    #: diffusers' cp_plan for context parallelism (dcm/context_parallel.py); None: the network class's own
+    context_parallel_plan: dict | None = None
 
     @property
     @abstractmethod
@@ -129,6 +131,14 @@ class Backbone(ABC):
     def tile_decoding(self) -> None:
         """Decode in tiles from now on (diffusers' vae.enable_tiling on real backbones; the tiny one has no VAE)."""
 
+    def enable_context_parallel(self, module: nn.Module, mesh) -> None:
+        """diffusers' context parallelism on the networks inside `module` over `mesh` (dcm/context_parallel.py)."""
+        context_parallel.enable(module, mesh, self.context_parallel_plan)
+
+    def release_text_encoders(self) -> None:
+        """Move the text encoder(s) off the accelerator once the prompts are encoded (the guidance's negative
+        prompt first); a later `encode_prompts` runs them where they are. Nothing to move on the tiny backbone."""
+
     def negative_condition(self) -> torch.Tensor:
         """Embedding (1, L, D) of the guidance's negative prompt, encoded once."""
         if getattr(self, "_negative", None) is None:
@@ -159,7 +169,8 @@ class Backbone(ABC):
 
     def features(self, net: nn.Module, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor,
                  stride: int) -> list[torch.Tensor]:
-        """Hidden states (B, tokens, dim) after every `stride`-th block, for the discriminator (Eq. 10)."""
+        """Hidden states (B, tokens, dim) after every `stride`-th block, for the discriminator (Eq. 10); under
+        context parallelism gathered from the ranks of the group."""
         blocks = getattr(net, self.blocks_attribute)
         captured: list[torch.Tensor] = []
         hooks = [block.register_forward_hook(lambda _m, _i, out: captured.append(out[0] if isinstance(out, tuple) else out))
@@ -169,6 +180,8 @@ class Backbone(ABC):
         finally:
             for hook in hooks:
                 hook.remove()
+        if context_parallel.config_of(net) is not None:  # the heads' GroupNorm needs every token
+            return [context_parallel.gather_tokens(f, net) for f in captured]
         return captured
 
 

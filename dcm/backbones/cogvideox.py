@@ -55,13 +55,15 @@ class CogVideoXBackbone(DiffusersBackbone):
         root = str(self.pretrained)
         self.tokenizer = AutoTokenizer.from_pretrained(root, subfolder="tokenizer")
         self.text_encoder = T5EncoderModel.from_pretrained(root, subfolder="text_encoder", dtype=self.dtype)
-        self.text_encoder.to(self.device).eval().requires_grad_(False)
         self.vae = AutoencoderKLCogVideoX.from_pretrained(root, subfolder="vae", dtype=self.dtype)
         scheduler = CogVideoXDDIMScheduler.from_pretrained(root, subfolder="scheduler")
         if scheduler.config.prediction_type != "v_prediction":
             raise DCMError(f"{root}/scheduler: prediction_type={scheduler.config.prediction_type!r}; the CogVideoX "
                            "adapter converts v-predictions only")
         self.alphas_cumprod = scheduler.alphas_cumprod
+
+    def text_encoders(self):
+        return [self.text_encoder]
 
     def model_timestep(self, sigma):
         """The DDPM time whose alphas_cumprod puts x_t on sigma's ray (module docstring); on the grid (dcm/grids.py)
@@ -77,7 +79,7 @@ class CogVideoXBackbone(DiffusersBackbone):
     def encode_prompts(self, prompts):
         tokens = self.tokenizer(list(prompts), padding="max_length", max_length=self.max_sequence_length,
                                 truncation=True, add_special_tokens=True, return_tensors="pt")
-        return self.text_encoder(tokens.input_ids.to(self.device))[0].float().cpu()
+        return self.text_encoder(tokens.input_ids.to(self.text_device))[0].float().cpu()
 
     def network_velocity(self, net, x, sigma, cond):
         if net.config.use_rotary_positional_embeddings:

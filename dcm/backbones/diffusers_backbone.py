@@ -106,11 +106,27 @@ class DiffusersBackbone(Backbone):
         except (OSError, ValueError, RuntimeError, TypeError) as err:
             raise DCMError(f"backbone.pretrained={str(self.pretrained)!r}: cannot load the pipeline's "
                            f"encoders or VAE: {err}") from err
-        self.vae.to(self.device).eval().requires_grad_(False)
+        for module in (*self.text_encoders(), self.vae):
+            module.to(self.device).eval().requires_grad_(False)
 
     @abstractmethod
     def load_components(self) -> None:
         """Load the text encoder(s), tokenizer(s) and `self.vae` from `self.pretrained`."""
+
+    @abstractmethod
+    def text_encoders(self) -> list[torch.nn.Module]:
+        """The loaded text encoder(s)."""
+
+    @property
+    def text_device(self) -> torch.device:
+        """Where the text encoders are now: `self.device`, or the CPU after `release_text_encoders`."""
+        return next(self.text_encoders()[0].parameters()).device
+
+    def release_text_encoders(self):
+        if self.guidance["kind"] == "cfg":
+            self.negative_condition()
+        for encoder in self.text_encoders():
+            encoder.to("cpu")
 
     @property
     @abstractmethod

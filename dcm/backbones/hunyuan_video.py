@@ -8,8 +8,12 @@ embedding."""
 
 from __future__ import annotations
 
+import functools
+import math
+
 import torch
 from diffusers import HunyuanVideoPipeline, HunyuanVideoTransformer3DModel
+from diffusers.models._modeling_parallel import ContextParallelInput, ContextParallelOutput
 
 from dcm.backbones.diffusers_backbone import DiffusersBackbone
 from dcm.errors import DCMError
@@ -32,6 +36,17 @@ def unpack_condition(packed: torch.Tensor, pooled_width: int) -> tuple[torch.Ten
     return packed[:, :-1, :-1], packed[:, :-1, -1].round().long(), packed[:, -1, :pooled_width]
 
 
+def weight_text_keys(block, args: tuple, degree: int) -> tuple:
+    """Forward pre-hook of a HunyuanVideo block under context parallelism: its boolean joint-attention mask
+    (B, 1, 1, local video + text tokens) as an additive one that weights each text key by 1 / degree. Each rank
+    holds its share of the video tokens and every text token, so after Ulysses' all-to-all each text key is there
+    `degree` times; equal copies at 1 / degree each are the key once (padding stays masked)."""
+    hidden, encoder, temb, mask, *rest = args
+    text = torch.arange(mask.shape[-1], device=mask.device) >= mask.shape[-1] - encoder.shape[1]
+    bias = torch.where(mask, torch.where(text, -math.log(degree), 0.0), float("-inf"))
+    return (hidden, encoder, temb, bias.to(hidden.dtype), *rest)
+
+
 class HunyuanVideoBackbone(DiffusersBackbone):
     """Adapter for HunyuanVideo (13B)."""
 
@@ -41,13 +56,29 @@ class HunyuanVideoBackbone(DiffusersBackbone):
     timestep_layer_names = ("time_text_embed", "norm_out", "proj_out")
     attention_linear_names = ("to_q", "to_k", "to_v", "to_out.0")
     blocks_attribute = "transformer_blocks"
+    # diffusers 0.42 has no plan for this class: split the video tokens (patch embedding, rotary tables), keep
+    # the text tokens on every rank (weight_text_keys), gather the output
+    context_parallel_plan = {
+        "x_embedder": {0: ContextParallelInput(split_dim=1, expected_dims=3, split_output=True)},
+        "rope": {0: ContextParallelInput(split_dim=0, expected_dims=2, split_output=True),
+                 1: ContextParallelInput(split_dim=0, expected_dims=2, split_output=True)},
+        "proj_out": ContextParallelOutput(gather_dim=1, expected_dims=3),
+    }
+
+    def enable_context_parallel(self, module, mesh):
+        super().enable_context_parallel(module, mesh)
+        hook = functools.partial(weight_text_keys, degree=mesh["ulysses"].size())
+        for net in (m for m in module.modules() if isinstance(m, HunyuanVideoTransformer3DModel)):
+            for block in (*net.transformer_blocks, *net.single_transformer_blocks):
+                block.register_forward_pre_hook(hook)
 
     def load_components(self):
         self.pipeline = HunyuanVideoPipeline.from_pretrained(str(self.pretrained), transformer=None,
                                                              dtype=self.dtype)
-        for encoder in (self.pipeline.text_encoder, self.pipeline.text_encoder_2):
-            encoder.to(self.device).eval().requires_grad_(False)
         self.vae = self.pipeline.vae
+
+    def text_encoders(self):
+        return [self.pipeline.text_encoder, self.pipeline.text_encoder_2]
 
     @property
     def compression(self):
@@ -56,7 +87,7 @@ class HunyuanVideoBackbone(DiffusersBackbone):
     @torch.no_grad()
     def encode_prompts(self, prompts):
         embeds, pooled, mask = self.pipeline.encode_prompt(list(prompts), max_sequence_length=self.max_sequence_length,
-                                                           device=self.device)
+                                                           device=self.text_device)
         return pack_condition(embeds.float(), mask, pooled.float()).cpu()
 
     def network_velocity(self, net, x, sigma, cond):

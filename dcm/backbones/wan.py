@@ -21,8 +21,10 @@ class WanBackbone(DiffusersBackbone):
 
     def load_components(self):
         self.pipeline = WanPipeline.from_pretrained(str(self.pretrained), transformer=None, dtype=self.dtype)
-        self.pipeline.text_encoder.to(self.device).eval().requires_grad_(False)
         self.vae = self.pipeline.vae
+
+    def text_encoders(self):
+        return [self.pipeline.text_encoder]
 
     @property
     def compression(self):
@@ -49,7 +51,7 @@ class WanBackbone(DiffusersBackbone):
     @torch.no_grad()
     def encode_prompts(self, prompts):
         embeds, _ = self.pipeline.encode_prompt(list(prompts), do_classifier_free_guidance=False,
-                                                max_sequence_length=self.max_sequence_length, device=self.device)
+                                                max_sequence_length=self.max_sequence_length, device=self.text_device)
         return embeds.float().cpu()
 
     def network_velocity(self, net, x, sigma, cond):

@@ -19,10 +19,12 @@ def device_name() -> str:
 
 
 def interleaved_latency(calls: Mapping[str, Callable[[], object]], warmup: int, repeats: int,
-                        clock: Callable[[], float] = time.perf_counter) -> dict[str, dict]:
+                        clock: Callable[[], float] = time.perf_counter,
+                        before: Callable[[str], None] = lambda name: None) -> dict[str, dict]:
     """Seconds per call of each of `calls`, timed round-robin so that all of them share the machine's load:
     `warmup` untimed rounds, then `repeats` rounds that each call every one once, the order rotated by one
-    per round; the median, min and max of each.
+    per round; the median, min and max of each. `before(name)` runs untimed ahead of each call (the latency
+    stage puts that sampler's networks on the GPU there).
 
     CUDA work is synchronised before each clock read, so asynchronous kernels are inside the measurement.
     """
@@ -32,10 +34,12 @@ def interleaved_latency(calls: Mapping[str, Callable[[], object]], warmup: int, 
     sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
     for _ in range(warmup):
         for name in names:
+            before(name)
             calls[name]()
     seconds = {name: [] for name in names}
     for round_ in range(repeats):
         for name in names[round_ % len(names):] + names[:round_ % len(names)]:
+            before(name)
             sync()
             start = clock()
             calls[name]()

@@ -33,8 +33,9 @@ def run(cfg: dict, variant: str = "dcm") -> None:
     adversarial = None
     if flags["gan"]:
         width, levels = feature_levels(backbone, teacher, cache.conditions([0]), dcfg["feature_stride"])
-        adversarial = Adversarial(backbone, teacher, Discriminator(width, levels), dcfg["feature_stride"],
-                                  phases.detail_range, phases.sigmas, dcfg["gan_weight"], dcfg["fm_weight"])
+        heads = Discriminator(width, levels, checkpointing=cfg["backbone"]["gradient_checkpointing"])
+        adversarial = Adversarial(backbone, teacher, heads, dcfg["feature_stride"], phases.detail_range, phases.sigmas,
+                                  dcfg["gan_weight"], dcfg["fm_weight"])
     with stage_output(layout.dete_dir(point, variant), cfg) as work:
         train_consistency(cfg, "dete", backbone, student, phases.detail_edges, phases.detail_range, work, cache,
                           adversarial=adversarial)

@@ -28,6 +28,6 @@ def run(cfg: dict) -> None:
                                    dcfg["huber_c"]),
             sample_batch=pair_source(cfg, backbone, teacher).sampler(0, phases.num_steps, lcfg["batch_size"]),
             out_dir=work, steps=lcfg["steps"], seed=cfg["seed"], checkpoint_every=lcfg["checkpoint_every"],
-            grad_clip=dcfg["grad_clip"], ema=ema, description="lcm", **scale_options(cfg, backbone.compute_dtype),
+            grad_clip=dcfg["grad_clip"], ema=ema, description="lcm", **scale_options(cfg, backbone),
         ).run()
         backbone.save_network(student.net, work / layout.NETWORK)

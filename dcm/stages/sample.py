@@ -21,6 +21,7 @@ def run(cfg: dict, method: str, steps: int) -> None:
     entry = methods.check_request(cfg, method, steps)
     backbone = load_backbone(cfg, layout.require(teacher_network_dir(cfg), "teacher"))
     prompts, cond = sampling_prompts(cfg, backbone)
+    backbone.release_text_encoders()  # before the sampler's networks arrive
     request = SamplerRequest(cfg, entry, steps, PhaseSchedule.from_config(cfg), backbone, layout.run_dir(cfg),
                              layout.own_point(cfg))
     sampler = build_sampler(request)

@@ -50,7 +50,7 @@ def run(cfg: dict) -> None:
             sample_batch=ClipSampler(clips, backbone.encode_prompts([r["caption"] for r in records]),
                                      tcfg["batch_size"]),
             out_dir=work, steps=tcfg["steps"], seed=cfg["seed"], checkpoint_every=tcfg["checkpoint_every"],
-            grad_clip=cfg["distill"]["grad_clip"], description="teacher", **scale_options(cfg, backbone.compute_dtype),
+            grad_clip=cfg["distill"]["grad_clip"], description="teacher", **scale_options(cfg, backbone),
         ).run()
         net.eval()
         backbone.save_network(net, work / layout.NETWORK)

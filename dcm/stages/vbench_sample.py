@@ -1,12 +1,15 @@
 """Stage `vbench_sample`: VBench's videos of one method at one step count: its prompt suite (evaluate.vbench_prompt_file,
-default the VBench package's own), 5 recorded seeds per prompt, mp4s at the backbone's frame rate, sampled in
-chunks of evaluate.vbench_batch_size with tiled VAE decoding, sharded over torchrun ranks, and resumable: a killed
-run keeps every finished mp4 and the rerun samples only the rest. Writes vbench/<method>-<steps>/{videos/, manifest.json}."""
+default the VBench package's own), 5 recorded seeds per prompt, the prompts encoded first and the text encoders then
+moved off the GPU, mp4s at the backbone's frame rate, sampled in chunks of evaluate.vbench_batch_size with tiled VAE
+decoding, sharded over torchrun ranks, and resumable: a killed run keeps every finished mp4 and the rerun samples only
+the rest. Writes vbench/<method>-<steps>/{videos/, manifest.json}."""
 
 from __future__ import annotations
 
 import logging
 from functools import partial
+
+import torch
 
 from dcm import distributed, layout, methods
 from dcm.backbones import load_backbone, teacher_network_dir
@@ -23,6 +26,12 @@ from dcm.schedule import PhaseSchedule
 log = logging.getLogger("dcm")
 
 
+def encode_all(backbone, prompts: list[str], batch_size: int) -> dict[str, torch.Tensor]:
+    """Embedding (1, L, D) of each prompt, encoded `batch_size` at a time."""
+    rows = torch.cat([backbone.encode_prompts(prompts[i:i + batch_size]) for i in range(0, len(prompts), batch_size)])
+    return {prompt: rows[k:k + 1] for k, prompt in enumerate(prompts)}
+
+
 def run(cfg: dict, method: str, steps: int) -> None:
     python = vbench_python(cfg)
     spec = suite(cfg, method, steps, python)
@@ -35,14 +44,17 @@ def run(cfg: dict, method: str, steps: int) -> None:
     entry = methods.check_request(cfg, method, steps)
     backbone = load_backbone(cfg, layout.require(teacher_network_dir(cfg), "teacher"))
     backbone.tile_decoding()
+    mine = shard(videos, distributed.rank(), distributed.world_size())
+    cond = encode_all(backbone, list(dict.fromkeys(v.prompt for v in mine)), cfg["evaluate"]["vbench_batch_size"])
+    backbone.release_text_encoders()  # before the sampler's networks arrive
     request = SamplerRequest(cfg, entry, steps, PhaseSchedule.from_config(cfg), backbone, layout.run_dir(cfg),
                              layout.own_point(cfg))
     sampler, schedule = build_sampler(request), request.schedule
 
     def sample(chunk):
         seeds = [v.seed for v in chunk]
-        cond = backbone.encode_prompts([v.prompt for v in chunk])
-        return backbone.decode(sampler(seeded_noise(backbone.latent_shape, seeds), cond, seeds)).numpy()
+        return backbone.decode(sampler(seeded_noise(backbone.latent_shape, seeds),
+                                       torch.cat([cond[v.prompt] for v in chunk]), seeds)).numpy()
 
     with stage_output(layout.vbench_dir(request.point, layout.sample_set(method, steps)), cfg) as work:
         kept = work / "checkpoint"  # survives a kill (dcm.outputs.stage_output)
@@ -53,7 +65,6 @@ def run(cfg: dict, method: str, steps: int) -> None:
         distributed.barrier()
         if distributed.is_main():
             write_json(kept / SUITE, spec)
-        mine = shard(videos, distributed.rank(), distributed.world_size())
         made = write_videos(mine, sample, partial(vbench.encode_mp4, python, fps=spec["fps"]), kept / "videos",
                             kept / f"scratch-rank{distributed.rank()}", cfg["evaluate"]["vbench_batch_size"],
                             lambda done, total: log.info("vbench videos %d/%d (rank %d)", done, total,

@@ -12,6 +12,14 @@ torch.set_num_threads(2)
 TINY_MODEL = {"num_layers": 2, "num_attention_heads": 2, "attention_head_dim": 16, "ffn_dim": 32, "freq_dim": 16}
 
 
+def pytest_collection_modifyitems(items):
+    """Mark the tests that need the full smoke workflow (built once per session): `pytest -m "not smoke"` is the
+    quick loop."""
+    for item in items:
+        if {"smoke_run", "prepared"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.smoke)
+
+
 @pytest.fixture
 def backbone():
     return TinyBackbone.from_config({"frames": 4, "height": 8, "width": 8}, vocabulary(), 5)

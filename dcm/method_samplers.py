@@ -139,14 +139,16 @@ def experts(request: SamplerRequest) -> Sampler:
 
 def mix(request: SamplerRequest) -> Sampler:
     """Fig. 3's mixtures: the semantic phase by SemE or VCM, the detail phase by DetE or VCM; each network loaded
-    once, VCM once even when it runs both phases."""
+    once (VCM even when it runs both phases, SemE even when a parameter-efficient DetE sits on it)."""
     vcm_dir, seme, dete = request.networks()
     backbone, m = request.backbone, request.method
     loaded: dict[str, object] = {}
     if "vcm" in (m.semantic, m.detail):
         loaded["vcm"] = Expert(request.load(vcm_dir)).velocity_fn(backbone)
+    pe = m.detail == "dete" and methods.variant_flags(request.cfg, m.variant)["parameter_efficient"]
+    semantic_net = request.load(seme) if m.semantic == "seme" or pe else None  # shared, as in `experts`
     if m.semantic == "seme":
-        loaded["seme"] = Expert(request.load(seme)).velocity_fn(backbone)
+        loaded["seme"] = Expert(semantic_net).velocity_fn(backbone)
     if m.detail == "dete":
-        loaded["dete"] = detail_expert(request, dete, request.load(seme)).velocity_fn(backbone)
+        loaded["dete"] = detail_expert(request, dete, semantic_net).velocity_fn(backbone)
     return request.euler(switch_experts(loaded[m.semantic], loaded[m.detail], request.phases.sigma_kappa))

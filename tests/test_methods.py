@@ -83,3 +83,27 @@ def test_layout_paths():
     assert layout.sweep_point(smoke, 6) == Path("/r/smoke") and layout.sweep_point(smoke, 4) == Path("/r/smoke/kappa/4")
     with pytest.raises(DCMError, match="not <method>-<steps>"):
         layout.parse_sample_set("dcm")
+
+
+def test_the_seme_plus_dete_mix_is_dcm_with_semes_weights_loaded_once(tmp_path):
+    import torch
+
+    from benchmarks.run import random_run
+    from dcm.backbones import load_backbone, teacher_network_dir
+    from dcm.method_samplers import SamplerRequest, build_sampler
+    from dcm.sampling import seeded_noise
+    from dcm.schedule import PhaseSchedule
+
+    cfg = load_config(SMOKE, [f"results_dir={tmp_path}", "tracking.enabled=false"])
+    random_run(cfg)
+    backbone = load_backbone(cfg, teacher_network_dir(cfg))
+    noise, cond = seeded_noise(backbone.latent_shape, [1]), backbone.encode_prompts(["a red circle moving left"])
+    loads, load_network = [], backbone.load_network
+    backbone.load_network = lambda path: loads.append(path) or load_network(path)
+    out = {}
+    for name in ("dcm", "seme+dete@dcm"):
+        request = SamplerRequest(cfg, methods.check_request(cfg, name, 4), 4, PhaseSchedule.from_config(cfg),
+                                 backbone, layout.run_dir(cfg), layout.own_point(cfg))
+        out[name] = build_sampler(request)(noise, cond, [1])
+    assert torch.equal(out["dcm"], out["seme+dete@dcm"])
+    assert loads == [layout.seme_dir(layout.run_dir(cfg), "tc") / layout.NETWORK] * 2  # SemE once per sampler

@@ -1,5 +1,5 @@
 """Semantic and detail experts (Sec. 3.2-3.3): the parameter-efficient detail expert (new copies of the
-timestep-dependent layers + LoRA on attention linears) and switching between experts by noise level."""
+timestep-dependent layers + LoRA on attention linears), switched in by flags."""
 
 from __future__ import annotations
 
@@ -120,6 +120,11 @@ class Expert(nn.Module):
         """This expert as a plain (x, sigma, cond) -> velocity function."""
         return lambda x, sigma, cond: self(backbone, x, sigma, cond)
 
+    def phase(self) -> contextlib.AbstractContextManager:
+        """Hold this expert active for a block of calls (a whole sampling phase): the detail expert's layers and
+        LoRA flags switch once, and each call inside finds them in place."""
+        return self.detail.active(self.net) if self.detail is not None else contextlib.nullcontext()
+
 
 def attach_detail_expert(net: nn.Module, backbone: Backbone, rank: int, alpha: float) -> Expert:
     """Freeze `net` (the trained SemE), add LoRA to its attention linears and copies of its timestep layers;
@@ -138,21 +143,3 @@ def attach_detail_expert(net: nn.Module, backbone: Backbone, rank: int, alpha: f
 def detail_state_dict(expert: Expert) -> dict[str, torch.Tensor]:
     """The parameters the detail expert adds (LoRA and copied layers): all a PE checkpoint must store."""
     return {k: v for k, v in expert.state_dict().items() if "lora_" in k or k.startswith("detail.")}
-
-
-def switch_experts(semantic: VelocityFn, detail: VelocityFn, sigma_kappa: float) -> VelocityFn:
-    """Use `semantic` where sigma > sigma_kappa and `detail` at or below it (the kappa boundary)."""
-
-    def velocity(x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        sigma = sigma.expand(x.shape[0])
-        high = sigma > sigma_kappa
-        if high.all():
-            return semantic(x, sigma, cond)
-        if not high.any():
-            return detail(x, sigma, cond)
-        out = torch.empty_like(x)
-        out[high] = semantic(x[high], sigma[high], cond[high])
-        out[~high] = detail(x[~high], sigma[~high], cond[~high])
-        return out
-
-    return velocity

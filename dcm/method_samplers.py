@@ -17,9 +17,9 @@ from dcm.backbones.base import Backbone
 from dcm.baselines.lcm import LCMFunction
 from dcm.data.prompts import load_captions
 from dcm.errors import DCMError
-from dcm.experts import Expert, attach_detail_expert, detail_state_dict, switch_experts
+from dcm.experts import Expert, attach_detail_expert, detail_state_dict
 from dcm.io import load_tensors, read_json
-from dcm.sampling import euler_sample, lcm_sample
+from dcm.sampling import euler_sample, lcm_sample, two_expert_sample
 from dcm.schedule import PhaseSchedule
 from dcm.trajectories import teacher_velocity
 
@@ -67,6 +67,14 @@ class SamplerRequest:
         """Few-step Euler sampling of `velocity_fn` on this request's schedule."""
         sigmas, schedule = self.phases.sigmas, self.schedule
         return lambda noise, cond, seeds: euler_sample(velocity_fn, noise, cond, sigmas, schedule)
+
+    def two_experts(self, semantic: Expert, detail: Expert) -> Sampler:
+        """Few-step Euler sampling with `semantic` above kappa and `detail` at and below it, the detail expert
+        switched in once for its whole phase."""
+        sigmas, schedule, kappa = self.phases.sigmas, self.schedule, self.phases.sigma_kappa
+        semantic_fn, detail_fn = semantic.velocity_fn(self.backbone), detail.velocity_fn(self.backbone)
+        return lambda noise, cond, seeds: two_expert_sample(semantic_fn, detail_fn, noise, cond, sigmas, schedule,
+                                                            kappa, detail.phase)
 
 
 def sample_seeds(cfg: dict, count: int) -> list[list[int]]:
@@ -132,23 +140,21 @@ def experts(request: SamplerRequest) -> Sampler:
     """DCM: SemE above kappa, DetE at and below (Sec. 3.2-3.3)."""
     seme, dete = request.networks()
     semantic_net = request.load(seme)
-    detail = detail_expert(request, dete, semantic_net)
-    return request.euler(switch_experts(Expert(semantic_net).velocity_fn(request.backbone),
-                                        detail.velocity_fn(request.backbone), request.phases.sigma_kappa))
+    return request.two_experts(Expert(semantic_net), detail_expert(request, dete, semantic_net))
 
 
 def mix(request: SamplerRequest) -> Sampler:
     """Fig. 3's mixtures: the semantic phase by SemE or VCM, the detail phase by DetE or VCM; each network loaded
     once (VCM even when it runs both phases, SemE even when a parameter-efficient DetE sits on it)."""
     vcm_dir, seme, dete = request.networks()
-    backbone, m = request.backbone, request.method
-    loaded: dict[str, object] = {}
+    m = request.method
+    loaded: dict[str, Expert] = {}
     if "vcm" in (m.semantic, m.detail):
-        loaded["vcm"] = Expert(request.load(vcm_dir)).velocity_fn(backbone)
+        loaded["vcm"] = Expert(request.load(vcm_dir))
     pe = m.detail == "dete" and methods.variant_flags(request.cfg, m.variant)["parameter_efficient"]
     semantic_net = request.load(seme) if m.semantic == "seme" or pe else None  # shared, as in `experts`
     if m.semantic == "seme":
-        loaded["seme"] = Expert(semantic_net).velocity_fn(backbone)
+        loaded["seme"] = Expert(semantic_net)
     if m.detail == "dete":
-        loaded["dete"] = detail_expert(request, dete, semantic_net).velocity_fn(backbone)
-    return request.euler(switch_experts(loaded[m.semantic], loaded[m.detail], request.phases.sigma_kappa))
+        loaded["dete"] = detail_expert(request, dete, semantic_net)
+    return request.two_experts(loaded[m.semantic], loaded[m.detail])

@@ -1,7 +1,11 @@
 """Samplers with one signature, (model, noise, cond, sigmas, schedule, ...): the teacher's Euler ODE solver,
-few-step consistency sampling on a sub-grid (Sec. 6 of the supplement) and LCM's multistep sampling."""
+few-step consistency sampling on a sub-grid (Sec. 6 of the supplement), DCM's two-expert sampling and LCM's
+multistep sampling."""
 
 from __future__ import annotations
+
+import contextlib
+from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -28,6 +32,18 @@ def euler_sample(velocity_fn: VelocityFn, noise: torch.Tensor, cond: torch.Tenso
         x = euler_step(x, velocity_fn(x, sigma, cond), sigmas[i], sigmas[j])
         states.append(x)
     return (x, torch.stack(states)) if return_trajectory else x
+
+
+def two_expert_sample(semantic: VelocityFn, detail: VelocityFn, noise: torch.Tensor, cond: torch.Tensor,
+                      sigmas: torch.Tensor, schedule: list[int], sigma_kappa: float,
+                      detail_phase: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext):
+    """Euler sampling with `semantic` on the steps that start above sigma_kappa and `detail` on those that start at
+    or below it (DCM's switch at the kappa boundary, Sec. 3.2), the detail phase run inside one `detail_phase()`
+    block, so that the detail expert switches in once per sampling run, not at every step."""
+    split = next(p for p, i in enumerate(schedule) if p == len(schedule) - 1 or sigmas[i] <= sigma_kappa)
+    x = euler_sample(semantic, noise, cond, sigmas, schedule[:split + 1])
+    with detail_phase():
+        return euler_sample(detail, x, cond, sigmas, schedule[split:])
 
 
 def seeded_noise(shape: tuple[int, ...], seeds: list[int]) -> torch.Tensor:

@@ -1,21 +1,46 @@
-"""Expert switching at the kappa boundary and the parameter-efficient detail expert."""
+"""Two-expert sampling at the kappa boundary and the parameter-efficient detail expert."""
+
+import contextlib
 
 import torch
 
 from dcm.consistency import consistency_pair
-from dcm.experts import Expert, attach_detail_expert, detail_state_dict, switch_experts
+from dcm.experts import Expert, attach_detail_expert, detail_state_dict
 from dcm.losses import pseudo_huber
+from dcm.sampling import two_expert_sample
 from dcm.solvers import teacher_sigmas
 
 
-def test_switch_uses_semantic_above_kappa_and_detail_at_and_below():
-    semantic = lambda x, s, c: torch.ones_like(x)
-    detail = lambda x, s, c: -torch.ones_like(x)
-    velocity = switch_experts(semantic, detail, sigma_kappa=0.5)
-    x = torch.zeros(3, 2)
-    out = velocity(x, torch.tensor([0.9, 0.5, 0.1]), torch.zeros(3, 1))
-    assert out[:, 0].tolist() == [1.0, -1.0, -1.0]
-    assert (velocity(x, torch.tensor(0.6), torch.zeros(3, 1)) == 1).all()
+def test_two_expert_sampling_runs_semantic_above_kappa_and_detail_at_and_below_in_one_phase():
+    calls, phases = [], []
+    semantic = lambda x, s, c: calls.append(("semantic", float(s[0]), len(phases))) or torch.ones_like(x)
+    detail = lambda x, s, c: calls.append(("detail", float(s[0]), len(phases))) or -torch.ones_like(x)
+
+    @contextlib.contextmanager
+    def detail_phase():
+        phases.append("entered")
+        yield
+
+    sigmas = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0])
+    out = two_expert_sample(semantic, detail, torch.zeros(1, 2), torch.zeros(1, 1), sigmas, [4, 3, 2, 1, 0],
+                            sigma_kappa=0.5, detail_phase=detail_phase)
+    assert calls == [("semantic", 1.0, 0), ("semantic", 0.75, 0), ("detail", 0.5, 1), ("detail", 0.25, 1)]
+    assert phases == ["entered"]  # the detail expert switched in once, not at each of its steps
+    # x(sigma=0) = x(1) - sum of v * d sigma: two semantic steps of +1, two detail steps of -1, each 0.25 long
+    assert torch.allclose(out, torch.zeros(1, 2))
+
+
+def test_a_phase_of_the_detail_expert_equals_entering_it_at_every_call(backbone, net, cond):
+    detail = attach_detail_expert(net, backbone, rank=2, alpha=4)
+    for p in detail.parameters():
+        if p.requires_grad:
+            torch.nn.init.normal_(p, std=0.05)
+    x, sigma = torch.randn(2, *backbone.latent_shape), torch.tensor([0.3, 0.2])
+    per_call = detail(backbone, x, sigma, cond)
+    with detail.phase():
+        held = [detail(backbone, x, sigma, cond) for _ in range(2)]
+    assert all(torch.equal(h, per_call) for h in held)
+    assert not torch.allclose(Expert(net)(backbone, x, sigma, cond), per_call, atol=1e-4)  # SemE again after it
 
 
 def test_detail_expert_starts_equal_to_semantic_and_leaves_it_untouched(backbone, net, cond):

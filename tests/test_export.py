@@ -10,10 +10,10 @@ from diffusers import WanPipeline
 
 from dcm.backbones import pretrained_adapter
 from dcm.errors import DCMError
-from dcm.experts import Expert, attach_detail_expert, switch_experts
+from dcm.experts import Expert, attach_detail_expert
 from dcm.export import (FewStepFlowMatchScheduler, boundary_ratio, merged_detail_network, phase_schedule_config,
                         wan_pipeline)
-from dcm.sampling import euler_sample
+from dcm.sampling import euler_sample, two_expert_sample
 from dcm.schedule import PhaseSchedule
 from tests.helpers import project_sampler
 from tests.test_backbones import SHAPE, build_wan
@@ -51,7 +51,6 @@ def test_exported_dcm_samples_like_the_project_sampler(wan, tmp_path):
     sigmas = PHASES.sigmas
     cond = backbone.encode_prompts(["a red cat runs", "the dog walks"])
     noise = torch.randn(2, *backbone.latent_shape, generator=torch.Generator().manual_seed(1))
-    velocity_fn = switch_experts(Expert(semantic).velocity_fn(backbone), detail.velocity_fn(backbone), PHASES.sigma_kappa)
     scheduler = FewStepFlowMatchScheduler(grid_sigmas=sigmas.tolist(), phase_schedule=phase_schedule_config(PHASES),
                                           cut="experts", grid_timesteps=backbone.model_timestep(sigmas).tolist())
     merged = merged_detail_network(copy.deepcopy(detail))
@@ -61,7 +60,8 @@ def test_exported_dcm_samples_like_the_project_sampler(wan, tmp_path):
     assert torch.allclose(backbone.predict(merged, x, sigma, cond), want, atol=1e-5)
     wan_pipeline(backbone, semantic, scheduler, merged, boundary_ratio(sigmas, KAPPA)).save_pretrained(tmp_path / "dcm")
     for steps in (4, 2):
-        ours = euler_sample(velocity_fn, noise, cond, sigmas, PHASES.few_step("experts", steps))
+        ours = two_expert_sample(Expert(semantic).velocity_fn(backbone), detail.velocity_fn(backbone), noise, cond,
+                                 sigmas, PHASES.few_step("experts", steps), PHASES.sigma_kappa, detail.phase)
         theirs = _pipeline_latents(tmp_path / "dcm", noise, cond, steps)
         assert torch.allclose(theirs, ours, atol=1e-5), (theirs - ours).abs().max()
     only_semantic = euler_sample(Expert(semantic).velocity_fn(backbone), noise, cond, sigmas,

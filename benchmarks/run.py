@@ -35,7 +35,7 @@ from dcm import layout, methods  # noqa: E402
 from dcm.backbones import load_teacher, teacher_network_dir  # noqa: E402
 from dcm.config import load_config  # noqa: E402
 from dcm.eval.latency import device_name, interleaved_latency  # noqa: E402
-from dcm.experts import attach_detail_expert, detail_state_dict  # noqa: E402
+from dcm.experts import Expert, attach_detail_expert, detail_state_dict  # noqa: E402
 from dcm.io import load_tensors, save_tensors, write_json  # noqa: E402
 from dcm.method_samplers import SamplerRequest, build_sampler, detail_expert  # noqa: E402
 from dcm.sampling import seeded_noise  # noqa: E402
@@ -73,7 +73,7 @@ def random_run(cfg: dict) -> None:
 
 def bare_calls(request: SamplerRequest, x, cond):
     """The network calls the request's sampler makes, made directly: one predict per step on the same network,
-    the detail expert entered once for its whole phase (what a sampler cannot do better than)."""
+    the detail expert held in place once for its whole phase, as the sampler holds it (Expert.phase)."""
     backbone, sigmas = request.backbone, request.phases.sigmas.to(x.dtype)
     steps = [sigmas[i].expand(x.shape[0]) for i in request.schedule[:-1]]
     if request.method.name == "teacher":
@@ -89,8 +89,9 @@ def bare_calls(request: SamplerRequest, x, cond):
     high, low = [s for s in steps if s[0] > kappa], [s for s in steps if s[0] <= kappa]
 
     def calls():
-        out = [backbone.predict(semantic, x, s, cond) for s in high]
-        with detail.detail.active(detail.net):
+        with detail.semantic_phase(Expert(semantic)):
+            out = [backbone.predict(semantic, x, s, cond) for s in high]
+        with detail.phase():
             return out + [backbone.predict(detail.net, x, s, cond) for s in low]
 
     return calls

@@ -44,8 +44,14 @@ class DetailLayers(nn.Module):
                 self.layers[key] = copy.deepcopy(original)
         for p in self.parameters():
             p.requires_grad_(True)
-        # a plain tuple, not submodules: the LoRA layers belong to `net`'s state dict, not to this one's
+        # plain tuples, not submodules: the LoRA layers belong to `net`'s state dict, not to this one's
         self.adapters = tuple(lora_layers(net))
+        # for the inference paths: each adapter's (base layer, LoRA A, LoRA B) parameter dicts, and the submodule
+        # dict and key that hold it in `net`
+        self._slots = tuple((a.get_base_layer()._parameters, a.lora_A[DETAIL_ADAPTER]._parameters,
+                             a.lora_B[DETAIL_ADAPTER]._parameters) for a in self.adapters)
+        homes = {id(m): (parent._modules, leaf) for parent in net.modules() for leaf, m in parent._modules.items()}
+        self._homes = tuple(homes[id(a)] for a in self.adapters)
 
     def _swap(self, net: nn.Module) -> None:
         for name in self.names:
@@ -94,6 +100,57 @@ class DetailLayers(nn.Module):
             self._swap(net)
 
 
+    def _merged_weights(self) -> list[nn.Parameter]:
+        """Each LoRA-targeted weight with its LoRA delta added (peft's get_delta_weight), made once and kept while
+        neither the weights nor the LoRA factors change (same tensors, same version counters)."""
+        key = tuple((id(t), t._version) for slot in self._slots for t in (slot[0]["weight"], slot[1]["weight"],
+                                                                            slot[2]["weight"]))
+        if getattr(self, "_merged", (None,))[0] != key:
+            with torch.no_grad():
+                weights = [nn.Parameter(slot[0]["weight"] + layer.get_delta_weight(DETAIL_ADAPTER).to(
+                    slot[0]["weight"].dtype), requires_grad=False) for layer, slot in zip(self.adapters, self._slots)]
+            self._merged = (key, weights)
+        return self._merged[1]
+
+    @contextlib.contextmanager
+    def _unwrapped(self, weights: list[nn.Parameter]):
+        """Within the block, each of peft's LoRA wrappers is replaced in the network by its base layer carrying
+        `weights`, so a call costs what the plain network's does; wrappers and weights are put back after. The
+        module and parameter dicts are written directly: Module.__setattr__ would cost more per switch than a
+        tiny network's forward."""
+        originals = [slot[0]["weight"] for slot in self._slots]
+        for (modules, leaf), layer, slot, weight in zip(self._homes, self.adapters, self._slots, weights):
+            slot[0]["weight"] = weight
+            modules[leaf] = layer.get_base_layer()
+        try:
+            yield
+        finally:
+            for (modules, leaf), layer, slot, weight in zip(self._homes, self.adapters, self._slots, originals):
+                modules[leaf] = layer
+                slot[0]["weight"] = weight
+
+    def plain(self) -> contextlib.AbstractContextManager:
+        """Within the block, the network runs as the semantic expert without peft's wrappers (inference)."""
+        return self._unwrapped([slot[0]["weight"] for slot in self._slots])
+
+    @contextlib.contextmanager
+    def merged(self, net: nn.Module):
+        """Within the block, `net` runs as the detail expert for inference at the plain network's cost per call:
+        copied layers in place and each LoRA-targeted layer replaced by its base layer carrying a merged copy of
+        its weight (`_merged_weights`); the shared weights are put back untouched afterwards (not subtracted
+        back, which would round them). The copies cost the LoRA-targeted weights' memory once more; calls inside
+        the block find the expert in place."""
+        merged = self._merged_weights()
+        self._swap(net)
+        setattr(net, RECOMPUTE_STATE, contextlib.nullcontext)
+        try:
+            with self._unwrapped(merged):
+                yield
+        finally:
+            delattr(net, RECOMPUTE_STATE)
+            self._swap(net)
+
+
 def lora_layers(net: nn.Module) -> list[nn.Module]:
     """The peft adapter layers of `net`, in module order."""
     from peft.tuners.tuners_utils import BaseTunerLayer
@@ -121,9 +178,17 @@ class Expert(nn.Module):
         return lambda x, sigma, cond: self(backbone, x, sigma, cond)
 
     def phase(self) -> contextlib.AbstractContextManager:
-        """Hold this expert active for a block of calls (a whole sampling phase): the detail expert's layers and
-        LoRA flags switch once, and each call inside finds them in place."""
-        return self.detail.active(self.net) if self.detail is not None else contextlib.nullcontext()
+        """Hold this expert in place for a block of inference calls (a whole sampling phase): a parameter-efficient
+        detail expert switches in once, its LoRA merged into a copy of the weights it adapts (DetailLayers.merged),
+        so each call inside costs what the plain network's does."""
+        return self.detail.merged(self.net) if self.detail is not None else contextlib.nullcontext()
+
+    def semantic_phase(self, semantic: "Expert") -> contextlib.AbstractContextManager:
+        """The block in which `semantic` runs its sampling phase: without the LoRA wrappers this detail expert
+        put on it when the two share one network (a parameter-efficient DetE), else as it is."""
+        if self.detail is not None and semantic.net is self.net:
+            return self.detail.plain()
+        return contextlib.nullcontext()
 
 
 def attach_detail_expert(net: nn.Module, backbone: Backbone, rank: int, alpha: float) -> Expert:

@@ -74,7 +74,8 @@ class SamplerRequest:
         sigmas, schedule, kappa = self.phases.sigmas, self.schedule, self.phases.sigma_kappa
         semantic_fn, detail_fn = semantic.velocity_fn(self.backbone), detail.velocity_fn(self.backbone)
         return lambda noise, cond, seeds: two_expert_sample(semantic_fn, detail_fn, noise, cond, sigmas, schedule,
-                                                            kappa, detail.phase)
+                                                            kappa, lambda: detail.semantic_phase(semantic),
+                                                            detail.phase)
 
 
 def sample_seeds(cfg: dict, count: int) -> list[list[int]]:

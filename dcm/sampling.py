@@ -36,12 +36,14 @@ def euler_sample(velocity_fn: VelocityFn, noise: torch.Tensor, cond: torch.Tenso
 
 def two_expert_sample(semantic: VelocityFn, detail: VelocityFn, noise: torch.Tensor, cond: torch.Tensor,
                       sigmas: torch.Tensor, schedule: list[int], sigma_kappa: float,
+                      semantic_phase: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
                       detail_phase: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext):
     """Euler sampling with `semantic` on the steps that start above sigma_kappa and `detail` on those that start at
-    or below it (DCM's switch at the kappa boundary, Sec. 3.2), the detail phase run inside one `detail_phase()`
-    block, so that the detail expert switches in once per sampling run, not at every step."""
+    or below it (DCM's switch at the kappa boundary, Sec. 3.2), each phase inside one block of its context
+    (`semantic_phase()`, `detail_phase()`), so that an expert switches in once per sampling run, not per step."""
     split = next(p for p, i in enumerate(schedule) if p == len(schedule) - 1 or sigmas[i] <= sigma_kappa)
-    x = euler_sample(semantic, noise, cond, sigmas, schedule[:split + 1])
+    with semantic_phase():
+        x = euler_sample(semantic, noise, cond, sigmas, schedule[:split + 1])
     with detail_phase():
         return euler_sample(detail, x, cond, sigmas, schedule[split:])
 

@@ -5,7 +5,7 @@ import contextlib
 import torch
 
 from dcm.consistency import consistency_pair
-from dcm.experts import Expert, attach_detail_expert, detail_state_dict
+from dcm.experts import Expert, attach_detail_expert, detail_state_dict, lora_layers
 from dcm.losses import pseudo_huber
 from dcm.sampling import two_expert_sample
 from dcm.solvers import teacher_sigmas
@@ -30,17 +30,25 @@ def test_two_expert_sampling_runs_semantic_above_kappa_and_detail_at_and_below_i
     assert torch.allclose(out, torch.zeros(1, 2))
 
 
-def test_a_phase_of_the_detail_expert_equals_entering_it_at_every_call(backbone, net, cond):
+def test_a_phase_of_the_detail_expert_runs_it_merged_and_restores_the_shared_weights(backbone, net, cond):
     detail = attach_detail_expert(net, backbone, rank=2, alpha=4)
     for p in detail.parameters():
         if p.requires_grad:
             torch.nn.init.normal_(p, std=0.05)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
     x, sigma = torch.randn(2, *backbone.latent_shape), torch.tensor([0.3, 0.2])
-    per_call = detail(backbone, x, sigma, cond)
+    per_call = detail(backbone, x, sigma, cond)  # LoRA flags on for the call
     with detail.phase():
         held = [detail(backbone, x, sigma, cond) for _ in range(2)]
-    assert all(torch.equal(h, per_call) for h in held)
-    assert not torch.allclose(Expert(net)(backbone, x, sigma, cond), per_call, atol=1e-4)  # SemE again after it
+        assert lora_layers(net) == []  # merged into plain layers: no LoRA matmuls, no peft wrappers
+    assert all(torch.allclose(h, per_call, atol=1e-5) for h in held)
+    after = net.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)  # bit for bit
+    semantic = Expert(net)(backbone, x, sigma, cond)
+    assert not torch.allclose(semantic, per_call, atol=1e-4)  # SemE again after it
+    with detail.semantic_phase(Expert(net)):
+        assert lora_layers(net) == [] and torch.equal(Expert(net)(backbone, x, sigma, cond), semantic)
+    assert len(lora_layers(net)) == len(detail.detail.adapters)  # the wrappers are back
 
 
 def test_detail_expert_starts_equal_to_semantic_and_leaves_it_untouched(backbone, net, cond):

@@ -61,7 +61,8 @@ def test_exported_dcm_samples_like_the_project_sampler(wan, tmp_path):
     wan_pipeline(backbone, semantic, scheduler, merged, boundary_ratio(sigmas, KAPPA)).save_pretrained(tmp_path / "dcm")
     for steps in (4, 2):
         ours = two_expert_sample(Expert(semantic).velocity_fn(backbone), detail.velocity_fn(backbone), noise, cond,
-                                 sigmas, PHASES.few_step("experts", steps), PHASES.sigma_kappa, detail.phase)
+                                 sigmas, PHASES.few_step("experts", steps), PHASES.sigma_kappa,
+                                 lambda: detail.semantic_phase(Expert(semantic)), detail.phase)
         theirs = _pipeline_latents(tmp_path / "dcm", noise, cond, steps)
         assert torch.allclose(theirs, ours, atol=1e-5), (theirs - ours).abs().max()
     only_semantic = euler_sample(Expert(semantic).velocity_fn(backbone), noise, cond, sigmas,

@@ -368,7 +368,7 @@ def plan(cfg: dict) -> list[dict]:
                      note="the teacher, or up to two student networks (OD experts, Fig. 3 mixes) + LoRA; the text "
                           "encoders leave the GPU once the prompts are encoded; sampling.batch_size videos at once "
                           "(null: every prompt)"))
-    rows.append(_row(cfg, "latency", "sample", 1,
+    rows.append(_row(cfg, "latency", "latency", 1,
                      Holdings(frozen=2 * n + lora + vae, activations=(one_block, one_block), training=False),
                      note="every Table 1 sampler in one process, one video at a time; only the sampler being timed "
                           "on the GPU (at most two networks + LoRA), the others in host memory"))

@@ -49,3 +49,16 @@ def interleaved_latency(calls: Mapping[str, Callable[[], object]], warmup: int, 
     return {name: {"median_s": statistics.median(t), "min_s": min(t), "max_s": max(t), "repeats": repeats,
                    "warmup": warmup, "seconds": t, "device": device} for name, t in seconds.items()}
 
+
+def speedups(per_set: dict[str, dict], reference: str) -> dict[str, float]:
+    """Median latency of `reference` over each set's median latency."""
+    return {name: per_set[reference]["median_s"] / timing["median_s"] for name, timing in per_set.items()}
+
+
+def above_step_limit(per_set: dict[str, dict], reference: str) -> list[str]:
+    """Sets (`<method>-<steps>` names) faster than the step-count ratio allows even at the bound least favourable
+    to a fault, the reference's fastest round over the set's slowest: a timing fault, since no sampler makes fewer
+    than one network call per step. A median ratio just above the limit with overlapping rounds is noise."""
+    teacher_steps = int(reference.rsplit("-", 1)[1])
+    return sorted(name for name, timing in per_set.items()
+                  if per_set[reference]["min_s"] / timing["max_s"] > teacher_steps / int(name.rsplit("-", 1)[1]))

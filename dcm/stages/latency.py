@@ -12,7 +12,7 @@ from torch import nn
 
 from dcm import layout, methods
 from dcm.backbones import load_backbone, teacher_network_dir
-from dcm.eval.latency import interleaved_latency
+from dcm.eval.latency import above_step_limit, interleaved_latency, speedups
 from dcm.io import write_json
 from dcm.method_samplers import SamplerRequest, build_sampler, sample_seeds, sampling_prompts
 from dcm.outputs import stage_output
@@ -20,18 +20,6 @@ from dcm.sampling import seeded_noise
 from dcm.schedule import PhaseSchedule
 
 log = logging.getLogger("dcm")
-
-def speedups(per_set: dict[str, dict], reference: str) -> dict[str, float]:
-    """Median latency of `reference` over each set's median latency."""
-    return {name: per_set[reference]["median_s"] / timing["median_s"] for name, timing in per_set.items()}
-
-
-def above_step_limit(speedup: dict[str, float], reference: str) -> list[str]:
-    """Sets whose speed-up exceeds the ratio of step counts (`<method>-<steps>` names): a timing fault, since
-    no sampler can make fewer than one network call per step."""
-    teacher_steps = int(reference.rsplit("-", 1)[1])
-    return sorted(name for name, value in speedup.items() if value > teacher_steps / int(name.rsplit("-", 1)[1]))
-
 
 def place(held: dict[str, list[nn.Module]], name: str, device) -> None:
     """The networks of sampler `name` on `device`, every other sampler's on the CPU (moved off first, so that
@@ -65,7 +53,7 @@ def run(cfg: dict) -> None:
     per_set = interleaved_latency(calls, timing["warmup"], timing["repeats"],
                                   before=lambda name: place(held, name, backbone.device))
     speedup = speedups(per_set, sets[0])
-    faults = above_step_limit(speedup, sets[0])
+    faults = above_step_limit(per_set, sets[0])
     if faults:
         log.warning("speed-up above the step-count limit (a timing fault): %s", faults)
     with stage_output(layout.latency_dir(layout.run_dir(cfg)), cfg) as work:

@@ -4,8 +4,9 @@
 # With several jobs, each `trajectory_shards` job writes the shards i with i mod jobs = K into
 # <run>/trajectories.partial/ (atomically, one shard at a time; a rerun skips complete shards), then touches
 # its marker; `trajectories` then finds every shard complete, writes the manifest and moves the cache into
-# place, on the default resources (it runs no teacher). The markers are temp(): they go once the cache exists,
-# so a finished cache never reruns its jobs. With one job, `trajectories` generates every shard itself.
+# place, on the default resources (it runs no teacher). The markers are kept (empty files, older than the cache,
+# so a finished cache never reruns its jobs): DVC, which has no temporary outputs, commits them as the shard
+# stages' outputs. With one job, `trajectories` generates every shard itself.
 TRAJECTORY_JOBS = config["trajectories"]["jobs"]
 TRAJECTORY_CACHE = f"{RUN}/trajectories"
 
@@ -31,7 +32,7 @@ rule trajectory_shards:
         f"{RUN}/dataset",
         f"{RUN}/teacher",
     output:
-        temp(f"{RUN}/trajectories.jobs/{{job}}-of-{TRAJECTORY_JOBS}.done"),
+        f"{RUN}/trajectories.jobs/{{job}}-of-{TRAJECTORY_JOBS}.done",
     wildcard_constraints:
         job=r"\d+",
     log:

@@ -78,7 +78,8 @@ def test_untracked_teacher_and_bad_prompts(tmp_path):
 def test_vbench_backend_needs_its_interpreter(tmp_path):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("\n".join(f"prompt {k}" for k in range(6)) + "\n")
-    cfg = _config(tmp_path, "backbone.name=wan", "backbone.pretrained=/models/wan", f"data.prompt_file={prompts}")
+    cfg = _config(tmp_path, "backbone.name=wan", "backbone.pretrained=/models/wan", f"data.prompt_file={prompts}",
+                  "trajectories.jobs=1")  # 2 training prompts make one shard
     _write_samples(cfg, "dcm-4", _real(_config(tmp_path)))
     with pytest.raises(DCMError, match="evaluate.vbench_python is not set"):
         evaluate.run(cfg, "dcm", 4)

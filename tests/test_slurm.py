@@ -22,7 +22,9 @@ def cluster():
 
 def test_smoke_pipeline_on_slurm(cluster, tmp_path):
     run = tmp_path / "smoke"
-    proc = snakemake("--profile", "slurm", "--configfile", str(SMOKE), "--config", f"results_dir={tmp_path}",
+    # the first status check 2 s after a submission (the profile waits 10 s, right for a real cluster's queue)
+    proc = snakemake("--profile", "slurm", "--slurm-init-seconds-before-status-checks", "2",
+                     "--configfile", str(SMOKE), "--config", f"results_dir={tmp_path}",
                      "--", str(run / "samples" / "teacher-4"), timeout=1800)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     assert (run / "samples" / "teacher-4" / "samples.safetensors").is_file()

@@ -1,5 +1,6 @@
 """Semantic and detail experts (Sec. 3.2-3.3): the parameter-efficient detail expert (new copies of the
-timestep-dependent layers + LoRA on attention linears), switched in by flags."""
+timestep-dependent layers + LoRA on attention linears), switched in by LoRA flags in training and with its LoRA
+merged for a whole sampling phase."""
 
 from __future__ import annotations
 
@@ -98,7 +99,6 @@ class DetailLayers(nn.Module):
             delattr(net, RECOMPUTE_STATE)
             self._enable_lora(False)
             self._swap(net)
-
 
     def _merged_weights(self) -> list[nn.Parameter]:
         """Each LoRA-targeted weight with its LoRA delta added (peft's get_delta_weight), made once and kept while

@@ -34,7 +34,7 @@ import torch  # noqa: E402
 from dcm import layout, methods  # noqa: E402
 from dcm.backbones import load_teacher, teacher_network_dir  # noqa: E402
 from dcm.config import load_config  # noqa: E402
-from dcm.eval.latency import above_step_limit, device_name, interleaved_latency  # noqa: E402
+from dcm.eval.latency import above_step_limit, device_name, interleaved_latency, speedups  # noqa: E402
 from dcm.experts import Expert, attach_detail_expert, detail_state_dict  # noqa: E402
 from dcm.io import load_tensors, save_tensors, write_json  # noqa: E402
 from dcm.method_samplers import SamplerRequest, build_sampler, detail_expert  # noqa: E402
@@ -118,8 +118,8 @@ def sampling(cfg: dict, batch: int, warmup: int, repeats: int) -> dict:
     with torch.no_grad():
         timing = interleaved_latency(calls, warmup, repeats)
     median = {name: t["median_s"] for name, t in timing.items()}
-    reference = median[f"teacher-{teacher_steps}"]
-    speedup = {f"{m}-{k}": reference / median[f"{m}-{k}"] for k in STEPS for m in METHODS}
+    over_reference = speedups(timing, f"teacher-{teacher_steps}")
+    speedup = {name: over_reference[name] for name in (f"{m}-{k}" for k in STEPS for m in METHODS)}
     return {
         "batch": batch, "repeats": repeats, "warmup": warmup, "median_s": median,
         "speedup": speedup,

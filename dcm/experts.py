@@ -100,20 +100,24 @@ class DetailLayers(nn.Module):
             self._enable_lora(False)
             self._swap(net)
 
-    def _merged_weights(self) -> list[nn.Parameter]:
+    def _merged_weights(self) -> list[torch.Tensor]:
         """Each LoRA-targeted weight with its LoRA delta added (peft's get_delta_weight), made once and kept while
-        neither the weights nor the LoRA factors change (same tensors, same version counters)."""
+        neither the weights nor the LoRA factors change (same tensors, same version counters). They are kept as
+        non-persistent buffers, so that they move with this module (`.to()`, the latency stage's parking on the
+        CPU) and stay out of every state dict."""
         key = tuple((id(t), t._version) for slot in self._slots for t in (slot[0]["weight"], slot[1]["weight"],
                                                                             slot[2]["weight"]))
-        if getattr(self, "_merged", (None,))[0] != key:
+        if getattr(self, "_merged_key", None) != key:
             with torch.no_grad():
-                weights = [nn.Parameter(slot[0]["weight"] + layer.get_delta_weight(DETAIL_ADAPTER).to(
-                    slot[0]["weight"].dtype), requires_grad=False) for layer, slot in zip(self.adapters, self._slots)]
-            self._merged = (key, weights)
-        return self._merged[1]
+                for i, (layer, slot) in enumerate(zip(self.adapters, self._slots)):
+                    weight = slot[0]["weight"]
+                    self.register_buffer(f"merged_{i}", weight + layer.get_delta_weight(DETAIL_ADAPTER).to(weight.dtype),
+                                         persistent=False)
+            self._merged_key = key
+        return [getattr(self, f"merged_{i}") for i in range(len(self.adapters))]
 
     @contextlib.contextmanager
-    def _unwrapped(self, weights: list[nn.Parameter]):
+    def _unwrapped(self, weights: list[torch.Tensor]):
         """Within the block, each of peft's LoRA wrappers is replaced in the network by its base layer carrying
         `weights`, so a call costs what the plain network's does; wrappers and weights are put back after. The
         module and parameter dicts are written directly: Module.__setattr__ would cost more per switch than a

@@ -51,6 +51,21 @@ def test_a_phase_of_the_detail_expert_runs_it_merged_and_restores_the_shared_wei
     assert len(lora_layers(net)) == len(detail.detail.adapters)  # the wrappers are back
 
 
+def test_the_merged_weights_follow_the_expert_when_it_moves_and_stay_out_of_its_state_dict(backbone, net, cond):
+    detail = attach_detail_expert(net, backbone, rank=2, alpha=4)
+    keys = set(detail.state_dict())
+    x, sigma = torch.randn(2, *backbone.latent_shape), torch.tensor([0.3, 0.2])
+    with detail.phase():
+        detail(backbone, x, sigma, cond)
+    assert set(detail.state_dict()) == keys  # the merged copies are not saved
+    detail.to(torch.float64)  # as the latency stage moves a parked sampler (there: CPU <-> GPU)
+    merged = detail.detail._merged_weights()
+    assert all(w.dtype == torch.float64 for w in merged)  # moved along, not left behind
+    for layer, weight in zip(detail.detail.adapters, merged):
+        want = layer.get_base_layer().weight + layer.get_delta_weight("detail")
+        assert torch.allclose(weight, want, atol=1e-6)
+
+
 def test_detail_expert_starts_equal_to_semantic_and_leaves_it_untouched(backbone, net, cond):
     x, sigma = torch.randn(2, *backbone.latent_shape), torch.tensor([0.3, 0.2])
     before = backbone.predict(net, x, sigma, cond).detach()

@@ -5,7 +5,7 @@
 Sampling (the tiny default's network shape from config/config.yaml, random weights: timing does not depend
 on them): teacher, LCM, PCM and DCM at 2, 4 and 8 steps and the teacher at 50, each built by the sample
 stage's own `method_sampler`, plus the bare network calls each sampler makes, all timed round-robin
-(dcm.eval.latency.interleaved_latency, median). Stages (config/smoke.yaml, as subprocesses): training
+(dcm.eval.latency.interleaved_latency; each ratio the median of per-round ratios). Stages (config/smoke.yaml, as subprocesses): training
 steps/s from two runs of each training stage at two step counts, start-up (the intercept), peak memory
 (max RSS); trajectory-cache read and write rates; the detail expert's extra parameters (tiny default and
 HunyuanVideo on the meta device); no-op `snakemake` and `dvc repro` (benchmarks/noop.py; not in --quick).
@@ -34,7 +34,7 @@ import torch  # noqa: E402
 from dcm import layout, methods  # noqa: E402
 from dcm.backbones import load_teacher, teacher_network_dir  # noqa: E402
 from dcm.config import load_config  # noqa: E402
-from dcm.eval.latency import above_step_limit, device_name, interleaved_latency, speedups  # noqa: E402
+from dcm.eval.latency import above_step_limit, device_name, interleaved_latency, paired_ratio, speedups  # noqa: E402
 from dcm.experts import Expert, attach_detail_expert, detail_state_dict  # noqa: E402
 from dcm.io import load_tensors, save_tensors, write_json  # noqa: E402
 from dcm.method_samplers import SamplerRequest, build_sampler, detail_expert  # noqa: E402
@@ -46,6 +46,8 @@ CONFIG, SMOKE = REPO / "config/config.yaml", REPO / "config/smoke.yaml"
 METHODS, STEPS = ("teacher", "lcm", "pcm", "dcm"), (2, 4, 8)
 PROMPT = "a red circle moving left"
 TRAINING_STAGES = ("teacher", "seme", "dete", "vcm", "lcm", "pcm")
+#: batch size: (warm-up rounds, timed rounds); a batch-1 round of every sampler and its bare calls takes ~1 s here
+QUICK_ROUNDS, FULL_ROUNDS = {1: (2, 15)}, {1: (3, 40), 8: (2, 12)}
 
 
 def random_run(cfg: dict) -> None:
@@ -126,9 +128,9 @@ def sampling(cfg: dict, batch: int, warmup: int, repeats: int) -> dict:
         "speedup_limit": {name: teacher_steps / int(name.rsplit("-", 1)[1]) for name in speedup},
         "above_step_limit": above_step_limit({n: timing[n] for n in [f"teacher-{teacher_steps}", *speedup]},
                                              f"teacher-{teacher_steps}"),
-        "dcm_step_over_pcm": {str(k): median[f"dcm-{k}"] / median[f"pcm-{k}"] for k in STEPS},
-        "dcm_step_over_lcm": {str(k): median[f"dcm-{k}"] / median[f"lcm-{k}"] for k in STEPS},
-        "sampler_overhead": {name: median[name] / median[f"bare:{name}"] for name in schedules},
+        "dcm_step_over_pcm": {str(k): paired_ratio(timing, f"dcm-{k}", f"pcm-{k}") for k in STEPS},
+        "dcm_step_over_lcm": {str(k): paired_ratio(timing, f"dcm-{k}", f"lcm-{k}") for k in STEPS},
+        "sampler_overhead": {name: paired_ratio(timing, name, f"bare:{name}") for name in schedules},
         "schedules": schedules,
     }
 
@@ -160,9 +162,10 @@ def stages(results: Path, step_counts: tuple[int, int]) -> dict:
         runs = [_timed(base + [stage] + common + ["--set", f"{stage}.steps={n}", "--set", f"{stage}.checkpoint_every={n}"],
                        results) for n in step_counts]
         (t1, _), (t2, rss) = runs
-        rate = (step_counts[1] - step_counts[0]) / (t2 - t1)
-        report[stage] = {"steps_per_s": rate, "startup_s": t1 - step_counts[0] / rate, "wall_s": t2,
-                         "steps": step_counts[1], "peak_rss_mb": max(rss, runs[0][1])}
+        # the longer run must take longer by more than the noise of a start-up; where it did not, no rate is known
+        rate = (step_counts[1] - step_counts[0]) / (t2 - t1) if t2 > t1 else None
+        report[stage] = {"steps_per_s": rate, "startup_s": t1 - step_counts[0] / rate if rate else None,
+                         "wall_s": t2, "steps": step_counts[1], "peak_rss_mb": max(rss, runs[0][1])}
     return report
 
 
@@ -228,7 +231,7 @@ def physical_faults(result: dict) -> list[str]:
 def to_markdown(result: dict) -> str:
     """The figures as Markdown tables."""
     lines = [f"Machine: {result['machine']}. Sampling: tiny default network shape, random weights, "
-             f"{result['threads']} threads; medians of interleaved rounds.", ""]
+             f"{result['threads']} threads; medians of interleaved rounds, ratios paired by round.", ""]
     for run in result["sampling"]:
         lines += [f"**Batch {run['batch']}** ({run['repeats']} rounds)", "",
                   "| steps | " + " | ".join(f"{m} speed-up" for m in METHODS) + " | DCM/PCM per step | DCM/LCM per step |",
@@ -240,7 +243,8 @@ def to_markdown(result: dict) -> str:
             f"{n} {v:.3f}" for n, v in run["sampler_overhead"].items()), ""]
     lines += ["| stage | steps/s | start-up s | wall s | peak RSS MB |", "|---|---|---|---|---|"]
     for stage, s in result["stages"].items():
-        rate, startup = (f"{s['steps_per_s']:.2f}", f"{s['startup_s']:.2f}") if "steps_per_s" in s else ("", "")
+        rate, startup = ((f"{s['steps_per_s']:.2f}", f"{s['startup_s']:.2f}") if s.get("steps_per_s") else
+                         ("noise > difference", "") if "steps_per_s" in s else ("", ""))
         lines.append(f"| {stage} | {rate} | {startup} | {s['wall_s']:.2f} | {s['peak_rss_mb']:.0f} |")
     c = result["cache"]
     lines += ["", f"Trajectory cache ({c['size_mb']:.2f} MB): read {c['read_mb_per_s']:.0f} MB/s (checksums "
@@ -270,17 +274,17 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(cfg["threads"])
         torch.manual_seed(0)
         random_run(cfg)
-        batches, (warmup, repeats) = ((1,), (1, 3)) if args.quick else ((1, 8), (2, 9))
+        rounds = QUICK_ROUNDS if args.quick else FULL_ROUNDS
         result = {"machine": f"{device_name()}, {os.cpu_count()} cores, {platform.platform()}",
                   "threads": cfg["threads"], "quick": args.quick,
-                  "sampling": [sampling(cfg, b, warmup, repeats) for b in batches]}
+                  "sampling": [sampling(cfg, batch, warmup, repeats) for batch, (warmup, repeats) in rounds.items()]}
         result["speedup"] = result["sampling"][0]["speedup"]
         result["dcm_step_over_pcm"] = result["sampling"][0]["dcm_step_over_pcm"]
         result["sampler_overhead"] = {}
         for name, ratio in result["sampling"][0]["sampler_overhead"].items():
             method, steps = name.rsplit("-", 1)
             result["sampler_overhead"].setdefault(method, {})[steps] = ratio
-        result["stages"] = stages(Path(tmp) / "smoke", (2, 40) if args.quick else (2, 200))
+        result["stages"] = stages(Path(tmp) / "smoke", (2, 60) if args.quick else (2, 300))
         result["cache"] = cache_rates(Path(tmp) / "smoke")
         result["detail_parameters"] = detail_parameters(cfg)
     result["noop"] = None if args.quick else noop(repeats=5)

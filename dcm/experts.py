@@ -49,19 +49,25 @@ class DetailLayers(nn.Module):
         self.adapters = tuple(lora_layers(net))
         # for the inference paths: each adapter's (base layer, LoRA A, LoRA B) parameter dicts, and the submodule
         # dict and key that hold it in `net`
-        self._slots = tuple((a.get_base_layer()._parameters, a.lora_A[DETAIL_ADAPTER]._parameters,
-                             a.lora_B[DETAIL_ADAPTER]._parameters) for a in self.adapters)
+        self._bases = tuple(a.get_base_layer() for a in self.adapters)
+        self._slots = tuple((base._parameters, a.lora_A[DETAIL_ADAPTER]._parameters,
+                             a.lora_B[DETAIL_ADAPTER]._parameters) for a, base in zip(self.adapters, self._bases))
         homes = {id(m): (parent._modules, leaf) for parent in net.modules() for leaf, m in parent._modules.items()}
         self._homes = tuple(homes[id(a)] for a in self.adapters)
+        # each copied layer's two homes, (dict in `net`, key, dict here, key): swapped by direct dict writes, which
+        # cost a fraction of attribute lookups and Module.__setattr__ on every training step and sampling phase
+        self._copied = tuple(self._homes_of(net, name) for name in self.names)
 
-    def _swap(self, net: nn.Module) -> None:
-        for name in self.names:
-            parent, leaf = _resolve(net, name)
-            key = name.replace(".", "__")
-            store = self.params if key in self.params else self.layers
-            mine, theirs = store[key], getattr(parent, leaf)
-            setattr(parent, leaf, mine)
-            store[key] = theirs
+    def _homes_of(self, net: nn.Module, name: str) -> tuple[dict, str, dict, str]:
+        parent, leaf = _resolve(net, name)
+        key = name.replace(".", "__")
+        if key in self.params:
+            return parent._parameters, leaf, self.params._parameters, key
+        return parent._modules, leaf, self.layers._modules, key
+
+    def _swap(self) -> None:
+        for theirs, leaf, mine, key in self._copied:
+            theirs[leaf], mine[key] = mine[key], theirs[leaf]
 
     def context_parallel_plan(self, plan: dict) -> dict:
         """The entries of a network's context-parallel plan (diffusers' cp_plan) for the layers copied here, named
@@ -69,9 +75,9 @@ class DetailLayers(nn.Module):
         return {f"layers.{name.replace('.', '__')}": entry for name, entry in plan.items()
                 if name.replace(".", "__") in self.layers}
 
-    def install(self, net: nn.Module) -> None:
+    def install(self) -> None:
         """Put the copied layers into `net` for good (export): the originals move into this module."""
-        self._swap(net)
+        self._swap()
 
     def _enable_lora(self, enabled: bool) -> None:
         # peft's layer forward reads only this flag; diffusers' enable/disable_adapters walk every module of
@@ -90,7 +96,7 @@ class DetailLayers(nn.Module):
         if getattr(net, RECOMPUTE_STATE, None) is not None:
             yield
             return
-        self._swap(net)
+        self._swap()
         self._enable_lora(True)
         setattr(net, RECOMPUTE_STATE, lambda: self.active(net))
         try:
@@ -98,7 +104,7 @@ class DetailLayers(nn.Module):
         finally:
             delattr(net, RECOMPUTE_STATE)
             self._enable_lora(False)
-            self._swap(net)
+            self._swap()
 
     def _merged_weights(self) -> list[torch.Tensor]:
         """Each LoRA-targeted weight with its LoRA delta added (peft's get_delta_weight), made once and kept while
@@ -114,7 +120,7 @@ class DetailLayers(nn.Module):
                     self.register_buffer(f"merged_{i}", weight + layer.get_delta_weight(DETAIL_ADAPTER).to(weight.dtype),
                                          persistent=False)
             self._merged_key = key
-        return [getattr(self, f"merged_{i}") for i in range(len(self.adapters))]
+        return [self._buffers[f"merged_{i}"] for i in range(len(self.adapters))]
 
     @contextlib.contextmanager
     def _unwrapped(self, weights: list[torch.Tensor]):
@@ -123,9 +129,9 @@ class DetailLayers(nn.Module):
         module and parameter dicts are written directly: Module.__setattr__ would cost more per switch than a
         tiny network's forward."""
         originals = [slot[0]["weight"] for slot in self._slots]
-        for (modules, leaf), layer, slot, weight in zip(self._homes, self.adapters, self._slots, weights):
+        for (modules, leaf), base, slot, weight in zip(self._homes, self._bases, self._slots, weights):
             slot[0]["weight"] = weight
-            modules[leaf] = layer.get_base_layer()
+            modules[leaf] = base
         try:
             yield
         finally:
@@ -145,14 +151,14 @@ class DetailLayers(nn.Module):
         back, which would round them). The copies cost the LoRA-targeted weights' memory once more; calls inside
         the block find the expert in place."""
         merged = self._merged_weights()
-        self._swap(net)
+        self._swap()
         setattr(net, RECOMPUTE_STATE, contextlib.nullcontext)
         try:
             with self._unwrapped(merged):
                 yield
         finally:
             delattr(net, RECOMPUTE_STATE)
-            self._swap(net)
+            self._swap()
 
 
 def lora_layers(net: nn.Module) -> list[nn.Module]:

@@ -107,7 +107,7 @@ def merged_detail_network(expert: Expert) -> nn.Module:
     if expert.detail is None:
         raise DCMError("merged_detail_network needs a parameter-efficient detail expert (LoRA + copied layers)")
     net = expert.net
-    expert.detail.install(net)
+    expert.detail.install()
     net.enable_adapters()
     net.fuse_lora(adapter_names=[DETAIL_ADAPTER])
     net.unload_lora()

@@ -104,13 +104,13 @@ def test_detail_layers_are_copies_named_by_the_backbone(backbone, net):
 
 def _through_diffusers(detail, backbone, x, sigma, cond):
     """The detail expert as diffusers' adapter API runs it (the reference the fast flags must match)."""
-    detail.detail._swap(detail.net)
+    detail.detail._swap()
     detail.net.enable_adapters()
     try:
         return backbone.predict(detail.net, x, sigma, cond)
     finally:
         detail.net.disable_adapters()
-        detail.detail._swap(detail.net)
+        detail.detail._swap()
 
 
 def test_fast_switch_is_bit_identical_to_diffusers_adapter_toggling(backbone, net, cond):

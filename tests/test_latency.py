@@ -2,12 +2,13 @@
 times every Table 1 sampler that way."""
 
 import itertools
+import statistics
 
 import pytest
 import torch
 
 from dcm.config import load_config
-from dcm.eval.latency import above_step_limit, interleaved_latency, speedups
+from dcm.eval.latency import above_step_limit, interleaved_latency, paired_ratio, speedups
 from dcm.io import read_json
 from dcm.methods import table1_sets
 from dcm.stages import latency
@@ -43,13 +44,24 @@ def test_interleaved_latency_needs_a_timed_round():
         interleaved_latency({"a": lambda: None}, warmup=0, repeats=0)
 
 
+def _rounds(seconds: list[float]) -> dict:
+    return {"seconds": seconds, "median_s": statistics.median(seconds), "min_s": min(seconds), "max_s": max(seconds)}
+
+
+def test_speed_ups_pair_the_rounds_so_the_machines_drift_cancels():
+    # the machine slows down 2x in round 2 for both sets: each round's ratio is 2.0; the medians' ratio is not
+    per_set = {"teacher-10": _rounds([1.0, 2.0, 1.2]), "pcm-4": _rounds([0.5, 1.0, 0.6])}
+    assert speedups(per_set, "teacher-10") == pytest.approx({"teacher-10": 1.0, "pcm-4": 2.0})
+    assert paired_ratio(per_set, "pcm-4", "teacher-10") == pytest.approx(0.5)
+    drifting = {"a": _rounds([1.0, 2.0, 3.0]), "b": _rounds([3.0, 1.0, 2.0])}  # per round 1/3, 2, 1.5
+    assert paired_ratio(drifting, "a", "b") == 1.5 != drifting["a"]["median_s"] / drifting["b"]["median_s"]
+
+
 def test_speed_up_above_the_step_count_ratio_in_every_round_is_a_fault():
-    per_set = {"teacher-10": {"median_s": 1.0, "min_s": 0.9, "max_s": 1.1},
-               "pcm-4": {"median_s": 0.5, "min_s": 0.45, "max_s": 0.55},
-               "lcm-4": {"median_s": 0.39, "min_s": 0.35, "max_s": 0.45},  # 2.56x median, 0.9 / 0.45 = 2.0x bound
-               "dcm-4": {"median_s": 0.2, "min_s": 0.18, "max_s": 0.3}}  # 0.9 / 0.3 = 3.0x > 10/4 in every round
-    assert speedups(per_set, "teacher-10") == pytest.approx({"teacher-10": 1.0, "pcm-4": 2.0, "lcm-4": 1 / 0.39,
-                                                            "dcm-4": 5.0})
+    per_set = {"teacher-10": _rounds([0.9, 1.0, 1.1]),
+               "pcm-4": _rounds([0.45, 0.5, 0.55]),
+               "lcm-4": _rounds([0.35, 0.39, 0.45]),  # 2.56x median, 0.9 / 0.45 = 2.0x bound
+               "dcm-4": _rounds([0.18, 0.2, 0.3])}  # 0.9 / 0.3 = 3.0x > 10/4 in every round
     assert above_step_limit(per_set, "teacher-10") == ["dcm-4"]  # lcm-4's median is above 2.5x, its rounds overlap
 
 

@@ -50,9 +50,16 @@ def interleaved_latency(calls: Mapping[str, Callable[[], object]], warmup: int, 
                    "warmup": warmup, "seconds": t, "device": device} for name, t in seconds.items()}
 
 
+def paired_ratio(per_set: dict[str, dict], numerator: str, denominator: str) -> float:
+    """The median over timed rounds of `numerator`'s time over `denominator`'s in the same round: the two shared
+    that round's load, so the machine's drift between rounds cancels (a ratio of medians keeps it)."""
+    return statistics.median(a / b for a, b in zip(per_set[numerator]["seconds"], per_set[denominator]["seconds"],
+                                                    strict=True))
+
+
 def speedups(per_set: dict[str, dict], reference: str) -> dict[str, float]:
-    """Median latency of `reference` over each set's median latency."""
-    return {name: per_set[reference]["median_s"] / timing["median_s"] for name, timing in per_set.items()}
+    """Each set's speed-up over `reference`, paired by round (paired_ratio)."""
+    return {name: paired_ratio(per_set, reference, name) for name in per_set}
 
 
 def above_step_limit(per_set: dict[str, dict], reference: str) -> list[str]:

@@ -31,8 +31,8 @@ def test_table1_rows_compare_every_method_with_the_teacher(tmp_path):
         _write_set(tmp_path, f"{method}-{steps}", [base, base + 0.02])
     sets = table1_sets({"sampling": {"teacher_steps": 50, "steps": [4]}, "tables": {"method": "dcm"}})
     assert sets == ["teacher-50", "teacher-4", "lcm-4", "pcm-4", "dcm-4"]
-    write_json(tmp_path / "latency.json", {"per_video": {name: {"median_s": 5.0 if name == "teacher-50" else 0.5}
-                                                         for name in sets}})
+    write_json(tmp_path / "latency.json", {"per_video": {name: {"median_s": t, "seconds": [t, t]} for name in sets
+                                                         for t in [5.0 if name == "teacher-50" else 0.5]}})
     rows = table1_rows(tmp_path / "eval", tmp_path / "latency.json", sets).to_dict("records")
     assert [(r["method"], r["steps"]) for r in rows] == [("teacher", 50), ("teacher", 4), ("lcm", 4), ("pcm", 4),
                                                         ("dcm", 4)]

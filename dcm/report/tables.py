@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from dcm.errors import DCMError
+from dcm.eval.latency import speedups
 from dcm.io import read_json
 from dcm.layout import parse_sample_set
 
@@ -46,7 +47,8 @@ def table1_rows(eval_dir: Path, latency_file: Path, sets: list[str]) -> pd.DataF
         raise DCMError(f"{latency_file} has no latency for {missing}: rerun the 'latency' stage")
     frame = pd.DataFrame([{"method": parse_sample_set(name)[0], "steps": parse_sample_set(name)[1],
                            "latency_s": timed[name]["median_s"], **_scores(eval_dir, name)} for name in sets])
-    frame.insert(3, "speedup", frame["latency_s"].iloc[0] / frame["latency_s"])
+    speedup = speedups(timed, sets[0])  # paired by round, as the latency stage reports them
+    frame.insert(3, "speedup", [speedup[name] for name in sets])
     return frame
 
 

@@ -5,8 +5,8 @@
 Sampling (the tiny default's network shape from config/config.yaml, random weights: timing does not depend
 on them): teacher, LCM, PCM and DCM at 2, 4 and 8 steps and the teacher at 50, each built by the sample
 stage's own `method_sampler`, plus the bare network calls each sampler makes, all timed round-robin
-(dcm.eval.latency.interleaved_latency; each ratio the median of per-round ratios). Stages (config/smoke.yaml, as subprocesses): training
-steps/s from two runs of each training stage at two step counts, start-up (the intercept), peak memory
+(dcm.eval.latency.interleaved_latency; each ratio the median of per-round ratios, paired_ratio). Stages
+(config/smoke.yaml, as subprocesses): training steps/s from two runs of each training stage at two step counts, start-up (the intercept), peak memory
 (max RSS); trajectory-cache read and write rates; the detail expert's extra parameters (tiny default and
 HunyuanVideo on the meta device); no-op `snakemake` and `dvc repro` (benchmarks/noop.py; not in --quick).
 Writes <out>/benchmarks.json and <out>/benchmarks.md. Exits 1 if a physical limit is broken (a speed-up
@@ -243,8 +243,12 @@ def to_markdown(result: dict) -> str:
             f"{n} {v:.3f}" for n, v in run["sampler_overhead"].items()), ""]
     lines += ["| stage | steps/s | start-up s | wall s | peak RSS MB |", "|---|---|---|---|---|"]
     for stage, s in result["stages"].items():
-        rate, startup = ((f"{s['steps_per_s']:.2f}", f"{s['startup_s']:.2f}") if s.get("steps_per_s") else
-                         ("noise > difference", "") if "steps_per_s" in s else ("", ""))
+        if "steps_per_s" not in s:  # not a training stage
+            rate, startup = "", ""
+        elif s["steps_per_s"] is None:
+            rate, startup = "noise > difference", ""
+        else:
+            rate, startup = f"{s['steps_per_s']:.2f}", f"{s['startup_s']:.2f}"
         lines.append(f"| {stage} | {rate} | {startup} | {s['wall_s']:.2f} | {s['peak_rss_mb']:.0f} |")
     c = result["cache"]
     lines += ["", f"Trajectory cache ({c['size_mb']:.2f} MB): read {c['read_mb_per_s']:.0f} MB/s (checksums "

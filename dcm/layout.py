@@ -20,6 +20,7 @@ from dcm.errors import DCMError
 NETWORK = "network"  # a trained network inside its stage's output
 DETAIL_WEIGHTS = "detail_expert.safetensors"  # a parameter-efficient DetE: LoRA and copied timestep layers
 DETAIL_CONFIG = "detail_expert.json"  # its LoRA rank and alpha, and the SemE it was trained on
+PARAMETERS = "parameters.json"  # a DetE's parameters beyond its SemE, and its backbone's (Table 3)
 SAMPLES = "samples.safetensors"  # latents and decoded videos of a sample set
 LATENCY = "latency.json"  # Table 1's latency column, every sampler timed interleaved in one job
 TABLE_DIRS = {"1": "table1", "2": "table2", "3": "table3", "kappa": "kappa_sweep"}

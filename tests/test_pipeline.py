@@ -44,6 +44,11 @@ def test_parameter_efficient_checkpoint_holds_only_new_parameters(smoke_run):
     keys = load_tensors(smoke_run / "dete" / "dcm" / "detail_expert.safetensors")
     assert keys and all("lora_" in k or k.startswith("detail.") for k in keys)
     assert not (smoke_run / "dete" / "dcm" / "network").exists()
+    # what Table 3's parameter column reads: the checkpoint's own count for PE, a whole network for OD
+    added = read_json(smoke_run / "dete" / "dcm" / "parameters.json")
+    assert added["extra"] == sum(v.numel() for v in keys.values()) and 0 < added["extra"] < added["backbone"]
+    od = read_json(smoke_run / "dete" / "od" / "parameters.json")
+    assert od["extra"] == od["backbone"] == added["backbone"]
 
 
 def test_trajectory_cache_is_the_teacher_ode(smoke_run):
@@ -129,6 +134,13 @@ def test_tables_one_and_three_are_built_from_the_scores(smoke_run):
     assert float(table1[0]["speedup"]) == 1.0
     table3 = (smoke_run / "tables" / "table3" / "table3.md").read_text()
     assert table3.count("\n") == 2 + 3 and "| (3) | dcm | ✓ | ✓ | ✓ | ✓ |" in table3
+    table3, pe = pd.read_csv(smoke_run / "tables" / "table3" / "table3.csv"), read_json(smoke_run / "dete" / "dcm" /
+                                                                                    "parameters.json")
+    assert table3["extra_params_pct"].tolist() == pytest.approx([0.0, 100.0, 100 * pe["extra"] / pe["backbone"]])
+    # the paired columns: DCM against each Table 1 row at 4 steps, each Table 3 row against the one above
+    assert [pd.isna(d) for d in pd.read_csv(smoke_run / "tables" / "table1" / "table1.csv")["paired_diff"]] == [
+        True, False, False, False, True]
+    assert pd.isna(table3["paired_diff"][0]) and table3["paired_p"][1:].between(0, 1).all()
 
 
 def test_kappa_sweep_retrains_dcm_at_each_other_kappa(smoke_run):

@@ -2,6 +2,7 @@
 
 import itertools
 
+import pandas as pd
 import pytest
 
 from dcm.io import write_json
@@ -9,9 +10,10 @@ from dcm.methods import table1_sets
 from dcm.report.tables import kappa_sweep_rows, seed_spread, table1_rows, table3_rows, to_markdown
 
 
-def _scores(totals):
-    return {"per_seed": [{"seed": k, "total": t, "quality": t + 0.1, "semantic": t - 0.1} for k, t in enumerate(totals)],
-            "frechet_to_real": 1.5}
+def _scores(totals, per_video=None):
+    scores = {"per_seed": [{"seed": k, "total": t, "quality": t + 0.1, "semantic": t - 0.1}
+                           for k, t in enumerate(totals)], "frechet_to_real": 1.5}
+    return scores if per_video is None else {**scores, "per_video_total": per_video}
 
 
 def test_seed_spread_is_mean_and_sample_std_in_percent():
@@ -21,19 +23,19 @@ def test_seed_spread_is_mean_and_sample_std_in_percent():
     assert std == pytest.approx(2.0)  # sqrt(((-2)^2 + 0 + 2^2) / (3 - 1))
 
 
-def _write_set(root, name, totals):
-    write_json(root / "eval" / name / "scores.json", _scores(totals))
+def _write_set(root, name, totals, per_video=None):
+    write_json(root / "eval" / name / "scores.json", _scores(totals, per_video))
 
 
 def test_table1_rows_compare_every_method_with_the_teacher(tmp_path):
     _write_set(tmp_path, "teacher-50", [0.9, 0.9])
     for (method, base), steps in itertools.product([("teacher", 0.5), ("lcm", 0.6), ("pcm", 0.7), ("dcm", 0.8)], [4]):
-        _write_set(tmp_path, f"{method}-{steps}", [base, base + 0.02])
+        _write_set(tmp_path, f"{method}-{steps}", [base, base + 0.02], [base, base + 0.01, base + 0.02, base + 0.03])
     sets = table1_sets({"sampling": {"teacher_steps": 50, "steps": [4]}, "tables": {"method": "dcm"}})
     assert sets == ["teacher-50", "teacher-4", "lcm-4", "pcm-4", "dcm-4"]
     write_json(tmp_path / "latency.json", {"per_video": {name: {"median_s": t, "seconds": [t, t]} for name in sets
                                                          for t in [5.0 if name == "teacher-50" else 0.5]}})
-    rows = table1_rows(tmp_path / "eval", tmp_path / "latency.json", sets).to_dict("records")
+    rows = table1_rows(tmp_path / "eval", tmp_path / "latency.json", sets, "dcm").to_dict("records")
     assert [(r["method"], r["steps"]) for r in rows] == [("teacher", 50), ("teacher", 4), ("lcm", 4), ("pcm", 4),
                                                         ("dcm", 4)]
     dcm = rows[-1]
@@ -41,6 +43,14 @@ def test_table1_rows_compare_every_method_with_the_teacher(tmp_path):
     assert dcm["total"] == pytest.approx(81.0) and dcm["quality"] == pytest.approx(91.0)
     assert dcm["total_std"] == pytest.approx(2 ** 0.5)  # values 80 and 82
     assert dcm["seeds"] == 2 and dcm["frechet_to_real"] == 1.5
+    # DCM minus each row at its step count, video by video: 0.8 - 0.6 = 20 points for LCM on all 4 videos
+    lcm = rows[2]
+    assert (lcm["paired_diff"], lcm["paired_low"], lcm["paired_high"]) == pytest.approx((20.0, 20.0, 20.0))
+    assert lcm["paired_p"] == pytest.approx(2 / 16)
+    assert rows[1]["paired_diff"] == pytest.approx(30.0)  # the teacher's own 4-step solve
+    assert pd.isna(dcm["paired_diff"]) and pd.isna(rows[0]["paired_diff"])  # itself; no DCM at 50 steps
+    assert "| lcm | 4 | 0.5 | 10 | 61.00 ± 1.41 |" in to_markdown(rows)
+    assert "+20.00 [+20.00, +20.00] | 0.125 |" in to_markdown(rows)
 
 
 def test_table1_refuses_a_latency_file_without_one_of_its_sets(tmp_path):
@@ -50,17 +60,22 @@ def test_table1_refuses_a_latency_file_without_one_of_its_sets(tmp_path):
     _write_set(tmp_path, "dcm-4", [0.8])
     write_json(tmp_path / "latency.json", {"per_video": {"teacher-50": {"median_s": 1.0}}})
     with pytest.raises(DCMError, match=r"has no latency for \['dcm-4'\]: rerun the 'latency' stage"):
-        table1_rows(tmp_path / "eval", tmp_path / "latency.json", ["teacher-50", "dcm-4"])
+        table1_rows(tmp_path / "eval", tmp_path / "latency.json", ["teacher-50", "dcm-4"], "dcm")
 
 
 def test_table3_rows_carry_the_ablation_switches(tmp_path):
     variants = {"vcm": dict(decouple=False, parameter_efficient=False, temporal_coherence=False, gan=False),
                 "dcm": dict(decouple=True, parameter_efficient=True, temporal_coherence=True, gan=True)}
-    _write_set(tmp_path, "vcm-4", [0.7])
-    _write_set(tmp_path, "dcm-4", [0.8])
-    frame = table3_rows(tmp_path / "eval", variants, 4)
+    _write_set(tmp_path, "vcm-4", [0.7], [0.7, 0.7, 0.8])
+    _write_set(tmp_path, "dcm-4", [0.8], [0.8, 0.7, 0.9])
+    frame = table3_rows(tmp_path / "eval", variants, 4, {"dcm": {"extra": 25, "backbone": 250}})
     rows = frame.to_dict("records")
     assert [r["row"] for r in rows] == ["(1)", "(2)"]
+    assert [(r["extra_params"], r["extra_params_pct"]) for r in rows] == [(0, 0.0), (25, 10.0)]  # vcm adds none
+    # each row against the one above: differences 10, 0, 10 points; the two 10s share a sign in 4 of 8 patterns
+    assert pd.isna(rows[0]["paired_diff"])
+    assert rows[1]["paired_diff"] == pytest.approx(20 / 3) and rows[1]["paired_p"] == pytest.approx(0.5)
+    assert 0.0 <= rows[1]["paired_low"] <= rows[1]["paired_high"] <= 10.0
     assert (rows[0]["OD"], rows[1]["OD"], rows[1]["GF"]) == (False, True, True)
     markdown = to_markdown(rows)
     assert "| (2) | dcm | ✓ | ✓ | ✓ | ✓ | 4 | 80.00 ± 0.00 |" in markdown
@@ -74,7 +89,7 @@ def test_missing_scores_name_the_file(tmp_path):
 
     with pytest.raises(DCMError, match="scores.json"):
         table3_rows(tmp_path / "eval", {"vcm": dict(decouple=False, parameter_efficient=False,
-                                                    temporal_coherence=False, gan=False)}, 4)
+                                                    temporal_coherence=False, gan=False)}, 4, {})
 
 
 def test_kappa_sweep_rows_read_each_points_scores_in_kappa_order(tmp_path):

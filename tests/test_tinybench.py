@@ -143,3 +143,14 @@ def test_frechet_separates_frozen_from_real_clips(real):
                                       factors, OBJECT)
     _, frozen = tinybench.score_videos(uint8(np.repeat(clips[:, :, :1], FRAMES, axis=2)), factors, OBJECT)
     assert tinybench.frechet_distance(frozen, reference) > 2 * tinybench.frechet_distance(fresh, reference)
+
+
+def test_per_video_totals_average_to_the_sets_total(real):
+    clips = real[0]
+    frozen = uint8(np.repeat(clips[:, :, :1], FRAMES, axis=2))
+    mixed = torch.cat([uint8(clips[:2]), frozen[2:]])  # two real clips, two frozen ones
+    per_video, _ = tinybench.score_videos(mixed, PROMPTS, OBJECT)
+    totals = tinybench.per_video_totals(per_video)
+    assert len(totals) == 4 and totals[0] > totals[2] and totals[1] > totals[3]
+    assert np.mean(totals) == pytest.approx(tinybench.summarise(per_video)["total"])
+    assert totals[0] == pytest.approx(scores(mixed[:1], PROMPTS[:1])["total"])

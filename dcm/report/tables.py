@@ -1,5 +1,6 @@
 """Tables 1 and 3 of the paper from the evaluation and latency files of a run, with the spread across
-sampling seeds (the paper reports single numbers; we report mean +- standard deviation), as pandas frames."""
+sampling seeds (the paper reports single numbers; we report mean +- standard deviation) and a paired comparison
+of per-video Totals (same prompts, same noise), as pandas frames."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import pandas as pd
 
 from dcm.errors import DCMError
 from dcm.eval.latency import speedups
+from dcm.eval.paired import paired_difference
 from dcm.io import read_json
 from dcm.layout import parse_sample_set
 
 SCORES = ("total", "quality", "semantic")
 ABLATION_FLAGS = (("OD", "decouple"), ("PE", "parameter_efficient"), ("TC", "temporal_coherence"), ("GF", "gan"))
+# the paired comparison's columns: mean difference of per-video Totals, its 95% bootstrap interval, p-value
+PAIRED = ("paired_diff", "paired_low", "paired_high", "paired_p")
 
 
 def seed_spread(scores: dict, key: str) -> tuple[float, float, int]:
@@ -34,35 +38,62 @@ def _score_columns(scores: dict) -> dict:
     return row
 
 
-def _scores(directory: Path, name: str) -> dict:
-    return _score_columns(read_json(directory / name / "scores.json"))
+def _read_scores(eval_dir: Path, sets: list[str]) -> dict[str, dict]:
+    return {name: read_json(eval_dir / name / "scores.json") for name in sets}
 
 
-def table1_rows(eval_dir: Path, latency_file: Path, sets: list[str]) -> pd.DataFrame:
+def paired_columns(scores: dict, baseline: dict | None) -> dict:
+    """PAIRED columns, in VBench percent: `scores` minus `baseline` video by video; empty without a baseline or
+    without per-video Totals (VBench scores each dimension on its own prompts)."""
+    if baseline is None or "per_video_total" not in scores or "per_video_total" not in baseline:
+        return dict.fromkeys(PAIRED)
+    result = paired_difference(100 * pd.Series(scores["per_video_total"]), 100 * pd.Series(baseline["per_video_total"]))
+    return dict(zip(PAIRED, (result["diff"], result["ci_low"], result["ci_high"], result["p_value"])))
+
+
+def table1_rows(eval_dir: Path, latency_file: Path, sets: list[str], focus: str) -> pd.DataFrame:
     """Table 1: latency (all sets timed interleaved in one job), speed-up over the first set (the full-step
-    teacher) and scores of each sample set."""
+    teacher), scores of each sample set, and `focus` (the method the table is about) minus each other row at
+    the same step count, paired video by video."""
     timed = read_json(latency_file)["per_video"]
     missing = [name for name in sets if name not in timed]
     if missing:
         raise DCMError(f"{latency_file} has no latency for {missing}: rerun the 'latency' stage")
-    frame = pd.DataFrame([{"method": parse_sample_set(name)[0], "steps": parse_sample_set(name)[1],
-                           "latency_s": timed[name]["median_s"], **_scores(eval_dir, name)} for name in sets])
+    scores = _read_scores(eval_dir, sets)
+    rows = []
+    for name in sets:
+        method, steps = parse_sample_set(name)
+        against = scores.get(f"{focus}-{steps}") if method != focus else None
+        paired = paired_columns(against, scores[name]) if against is not None else dict.fromkeys(PAIRED)
+        rows.append({"method": method, "steps": steps, "latency_s": timed[name]["median_s"],
+                     **_score_columns(scores[name]), **paired})
+    frame = pd.DataFrame(rows)
     speedup = speedups(timed, sets[0])  # paired by round, as the latency stage reports them
     frame.insert(3, "speedup", [speedup[name] for name in sets])
     return frame
 
 
-def table3_rows(eval_dir: Path, variants: dict, steps: int) -> pd.DataFrame:
-    """Table 3: one row per ablation variant, its OD/PE/TC/GF switches and scores at `steps` steps."""
-    return pd.DataFrame([{"row": f"({number})", "variant": name,
-                          **{label: bool(flags[key]) for label, key in ABLATION_FLAGS}, "steps": steps,
-                          **_scores(eval_dir, f"{name}-{steps}")}
-                         for number, (name, flags) in enumerate(variants.items(), start=1)])
+def table3_rows(eval_dir: Path, variants: dict, steps: int, added: dict[str, dict]) -> pd.DataFrame:
+    """Table 3: one row per ablation variant, its OD/PE/TC/GF switches, scores at `steps` steps, the parameters
+    its detail expert adds (`added[variant]`, from the dete stage; none without OD) and each row minus the one
+    above it, paired video by video."""
+    names = [f"{name}-{steps}" for name in variants]
+    scores = _read_scores(eval_dir, names)
+    rows = []
+    for number, ((name, flags), set_name) in enumerate(zip(variants.items(), names), start=1):
+        extra = added[name] if flags["decouple"] else {"extra": 0, "backbone": None}
+        rows.append({"row": f"({number})", "variant": name,
+                     **{label: bool(flags[key]) for label, key in ABLATION_FLAGS}, "steps": steps,
+                     **_score_columns(scores[set_name]), "extra_params": extra["extra"],
+                     "extra_params_pct": 100 * extra["extra"] / extra["backbone"] if extra["extra"] else 0.0,
+                     **paired_columns(scores[set_name], scores[names[number - 2]] if number > 1 else None)})
+    return pd.DataFrame(rows)
 
 
 def kappa_sweep_rows(eval_dirs: dict[int, Path], name: str, configured: int) -> pd.DataFrame:
     """Fig. 10 (right) as a table: the scores of sample set `name` at each kappa, the configured one marked."""
-    return pd.DataFrame([{"kappa": kappa, "configured": kappa == configured, **_scores(eval_dirs[kappa], name)}
+    return pd.DataFrame([{"kappa": kappa, "configured": kappa == configured,
+                          **_score_columns(read_json(eval_dirs[kappa] / name / "scores.json"))}
                          for kappa in sorted(eval_dirs)])
 
 
@@ -70,15 +101,21 @@ def _cell(row: dict, key: str) -> str:
     value = row.get(key, "")
     if isinstance(value, bool):
         return "✓" if value else ""
+    if value is None or (isinstance(value, float) and value != value):  # no value, or NaN from pandas
+        return ""
     if key in SCORES:
         return f"{value:.2f} ± {row[f'{key}_std']:.2f}"
+    if key == "paired_diff":
+        return f"{value:+.2f} [{row['paired_low']:+.2f}, {row['paired_high']:+.2f}]"
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
 
 
-def to_markdown(rows: list[dict] | pd.DataFrame, hide: tuple[str, ...] = tuple(f"{k}_std" for k in SCORES)) -> str:
-    """The rows as a Markdown table; scores as mean ± std over seeds, booleans as check marks."""
+def to_markdown(rows: list[dict] | pd.DataFrame,
+                hide: tuple[str, ...] = (*(f"{k}_std" for k in SCORES), "paired_low", "paired_high")) -> str:
+    """The rows as a Markdown table; scores as mean ± std over seeds, paired differences with their interval,
+    booleans as check marks."""
     if isinstance(rows, pd.DataFrame):
         rows = rows.to_dict("records")
     keys = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in hide]

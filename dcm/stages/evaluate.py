@@ -59,6 +59,7 @@ def _tinybench(cfg: dict, videos: torch.Tensor, prompts: list[str], seeds: int) 
     return {**tinybench.summarise(per_video),
             "per_seed": [tinybench.summarise({d: v[s] for d, v in per_video.items()})
                          for s in layout.seed_slices(len(prompts), seeds)],
+            "per_video_total": tinybench.per_video_totals(per_video),  # seed-major, as the videos are
             "frechet_to_real": tinybench.frechet_distance(descriptors, real_descriptors),
             "frechet_descriptor": list(tinybench.DESCRIPTOR), "real_clips": len(real)}
 

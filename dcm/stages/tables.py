@@ -7,7 +7,7 @@ import pandas as pd
 
 from dcm import layout
 from dcm.errors import DCMError
-from dcm.io import atomic_path, write_json
+from dcm.io import atomic_path, read_json, write_json
 from dcm.methods import sweep_set, table1_sets
 from dcm.outputs import stage_output
 from dcm.report.tables import kappa_sweep_rows, table1_rows, table3_rows, to_markdown
@@ -30,10 +30,13 @@ def run(cfg: dict, table: str) -> None:
     run_dir = layout.run_dir(cfg)
     if table == "1":
         rows = table1_rows(layout.require(run_dir / "eval", "evaluate"),
-                           layout.require(layout.latency_dir(run_dir) / layout.LATENCY, "latency"), table1_sets(cfg))
+                           layout.require(layout.latency_dir(run_dir) / layout.LATENCY, "latency"), table1_sets(cfg),
+                           cfg["tables"]["method"])
     elif table == "3":
+        added = {name: read_json(layout.require(layout.dete_dir(run_dir, name), "dete") / layout.PARAMETERS)
+                 for name, flags in cfg["variants"].items() if flags["decouple"]}
         rows = table3_rows(layout.require(run_dir / "eval", "evaluate"), cfg["variants"],
-                           cfg["tables"]["ablation_steps"])
+                           cfg["tables"]["ablation_steps"], added)
     else:
         rows = _kappa_sweep(cfg)
     out = layout.table_dir(run_dir, table)
@@ -41,6 +44,7 @@ def run(cfg: dict, table: str) -> None:
     with stage_output(out, cfg) as work:
         with atomic_path(work / f"{name}.csv") as tmp:
             rows.to_csv(tmp, index=False)
-        write_json(work / f"{name}.json", {"rows": rows.to_dict("records")})  # for `dvc metrics show`
+        # for `dvc metrics show`; an empty cell is null, not NaN (which is not JSON)
+        write_json(work / f"{name}.json", {"rows": rows.astype(object).where(rows.notna(), None).to_dict("records")})
         with atomic_path(work / f"{name}.md") as tmp:
             tmp.write_text(to_markdown(rows))

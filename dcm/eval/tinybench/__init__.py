@@ -53,5 +53,12 @@ def summarise(per_video: dict[str, np.ndarray]) -> dict:
             **vbench.aggregate(means, QUALITY_DIMENSIONS, SEMANTIC_DIMENSIONS, RANGES, WEIGHTS)}
 
 
+def per_video_totals(per_video: dict[str, np.ndarray]) -> list[float]:
+    """Each video's Total on its own: Total is affine in the dimension means, so these average to the set's
+    Total, and two sets scored on the same prompts and noise can be compared video by video."""
+    videos = len(next(iter(per_video.values())))
+    return [summarise({d: v[i:i + 1] for d, v in per_video.items()})["total"] for i in range(videos)]
+
+
 __all__ = ["QUALITY_DIMENSIONS", "SEMANTIC_DIMENSIONS", "RANGES", "WEIGHTS", "score_video", "score_videos",
-           "summarise", "frechet_distance", "descriptor", "DESCRIPTOR"]
+           "summarise", "per_video_totals", "frechet_distance", "descriptor", "DESCRIPTOR"]

@@ -28,6 +28,8 @@ from dcm.video import save_filmstrip, save_gif
 
 MAX_WORDS = 5
 PROBE_PROMPT = "a red kite drifting over a green hill"
+LOSS_BY_SIGMA = "loss_by_sigma.json"
+SIGMA_BUCKETS = [i / 10 for i in range(11)]  # ten equal noise buckets of [0, 1]
 
 
 def run(cfg: dict) -> None:
@@ -42,18 +44,21 @@ def run(cfg: dict) -> None:
     net = backbone.new_network(cfg["backbone"]["model"])
     expert = Expert(net)
     tcfg = cfg["teacher"]
+    objective = FlowMatching(expert.velocity_fn(backbone), tcfg["logit_normal_mean"], tcfg["logit_normal_std"],
+                             tcfg["uniform_fraction"])
+    cond = backbone.encode_prompts([r["caption"] for r in records])
     with stage_output(layout.run_dir(cfg) / "teacher", cfg) as work:
         TrainLoop(
             student=expert,
             optimizer=adamw(net.parameters(), tcfg["lr"]),
-            objective=FlowMatching(expert.velocity_fn(backbone), tcfg["logit_normal_mean"], tcfg["logit_normal_std"]),
-            sample_batch=ClipSampler(clips, backbone.encode_prompts([r["caption"] for r in records]),
-                                     tcfg["batch_size"]),
+            objective=objective,
+            sample_batch=ClipSampler(clips, cond, tcfg["batch_size"]),
             out_dir=work, steps=tcfg["steps"], seed=cfg["seed"], checkpoint_every=tcfg["checkpoint_every"],
             grad_clip=cfg["distill"]["grad_clip"], description="teacher", **scale_options(cfg, backbone),
         ).run()
         net.eval()
         backbone.save_network(net, work / layout.NETWORK)
+        write_json(work / LOSS_BY_SIGMA, loss_by_sigma(objective, clips, cond, tcfg["batch_size"], cfg["seed"]))
         report = {}
         phases = PhaseSchedule.from_config(cfg)
         for split in ("train", "eval"):
@@ -69,6 +74,17 @@ def run(cfg: dict) -> None:
             save_gif(videos, work / f"samples_{split}.gif")
             save_filmstrip(videos, work / f"filmstrip_{split}.png")
         write_json(work / "prompt_following.json", report)
+
+
+def loss_by_sigma(objective: FlowMatching, clips: torch.Tensor, cond: torch.Tensor, batch_size: int,
+                  seed: int) -> dict:
+    """The trained teacher's flow-matching loss on every training clip in each of SIGMA_BUCKETS, batch by batch."""
+    chunks = [objective.loss_by_sigma(clips[i:i + batch_size].float(), cond[i:i + batch_size].float(),
+                                      SIGMA_BUCKETS, seed + i) for i in range(0, len(clips), batch_size)]
+    sizes = [len(clips[i:i + batch_size]) for i in range(0, len(clips), batch_size)]
+    per_bucket = [sum(c[b] * n for c, n in zip(chunks, sizes)) / len(clips) for b in range(len(SIGMA_BUCKETS) - 1)]
+    return {"buckets": [[low, high] for low, high in zip(SIGMA_BUCKETS[:-1], SIGMA_BUCKETS[1:])],
+            "loss": per_bucket, "clips": len(clips)}
 
 
 def record_pretrained(cfg: dict) -> None:

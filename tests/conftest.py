@@ -1,5 +1,7 @@
 """Shared fixtures: a tiny backbone and network small enough for unit tests."""
 
+import os
+
 import pytest
 import torch
 
@@ -7,17 +9,32 @@ from dcm.backbones.tiny import TinyBackbone
 from dcm.data.procedural import vocabulary
 from tests.helpers import SMOKE as SMOKE_CONFIG
 
-torch.set_num_threads(2)
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # set under `pytest -n 2`
+torch.set_num_threads(1 if WORKER else 2)  # two workers on 2 cores: a thread each
 
 TINY_MODEL = {"num_layers": 2, "num_attention_heads": 2, "attention_head_dim": 16, "ffn_dim": 32, "freq_dim": 16}
 
 
+@pytest.hookimpl(wrapper=True)  # around every other implementation: pytest-xdist reads the groups in its own
 def pytest_collection_modifyitems(items):
-    """Mark the tests that need the full smoke workflow (built once per session): `pytest -m "not smoke"` is the
-    quick loop."""
+    """Mark the tests that need the smoke workflow or its first stages (`pytest -m "not smoke"` is the quick
+    loop), and run those of the full workflow first, as the longest chain. Under `-n 2` (pytest-xdist, with
+    pyproject.toml's `--dist loadgroup`) they form one group, so one worker builds the workflow while the other
+    runs the rest, and every other file is a group of its own, so its module fixtures are built once."""
+    workflow = {item.nodeid for item in items if "smoke_run" in getattr(item, "fixturenames", ())}
     for item in items:
-        if {"smoke_run", "prepared"} & set(getattr(item, "fixturenames", ())):
+        if item.nodeid in workflow or "prepared" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.smoke)
+        item.add_marker(pytest.mark.xdist_group("smoke" if item.nodeid in workflow else item.nodeid.split("::")[0]))
+    items.sort(key=lambda item: item.nodeid not in workflow)  # stable: file order otherwise
+    return (yield)
+
+
+def pytest_runtest_setup(item):
+    """Under `-n 2`, a worker gives way (nice 10, for it and its subprocesses) once it runs a test outside the
+    smoke group: the smoke workflow is the suite's critical path, so the worker building it keeps the CPU."""
+    if WORKER and item.get_closest_marker("xdist_group").args[0] != "smoke" and os.nice(0) == 0:
+        os.nice(10)
 
 
 @pytest.fixture

@@ -11,7 +11,9 @@ from dcm.errors import DCMError
 from dcm.shard_manifest import check_cache
 
 
-CONFIG_SOURCE = " + ".join(map(str, workflow.config_settings.configfiles)) or "config/config.yaml"
+# what an error names as the config's source: the files, and `--config` when it overrides them
+CONFIG_SOURCE = " + ".join([*map(str, workflow.config_settings.configfiles or ["config/config.yaml"]),
+                            *(["--config"] if workflow.config_settings.config else [])])
 try:  # the package's JSON schema (defaults filled in) and cross-key rules, as `python -m dcm` applies them
     config.update(validate(config, CONFIG_SOURCE))
 except DCMError as err:  # one line, no traceback

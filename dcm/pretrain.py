@@ -55,12 +55,17 @@ class FlowMatching:
         return self.loss_at(x0, cond, sigma, generator).mean(), {"sigma": sigma.mean()}
 
     @torch.no_grad()
-    def loss_by_sigma(self, x0: torch.Tensor, cond: torch.Tensor, edges: list[float], seed: int) -> list[float]:
-        """Mean loss over all of `x0` in each noise bucket [edges[i], edges[i+1]), sigma uniform inside it, from
-        seeded noise: where along the trajectory the network has learned the velocity."""
+    def loss_by_sigma(self, x0: torch.Tensor, cond: torch.Tensor, edges: list[float], seed: int,
+                      batch_size: int) -> list[float]:
+        """Mean loss over all of `x0`, `batch_size` samples at a time, in each noise bucket [edges[i], edges[i+1])
+        with sigma uniform inside it, from seeded noise: where along the trajectory the velocity is learned."""
         generator = torch.Generator().manual_seed(seed)
         losses = []
         for low, high in zip(edges[:-1], edges[1:]):
-            sigma = low + (high - low) * torch.rand(len(x0), generator=generator)
-            losses.append(float(self.loss_at(x0, cond, sigma, generator).mean()))
+            total = 0.0
+            for start in range(0, len(x0), batch_size):
+                batch, batch_cond = x0[start:start + batch_size].float(), cond[start:start + batch_size].float()
+                sigma = low + (high - low) * torch.rand(len(batch), generator=generator)
+                total += float(self.loss_at(batch, batch_cond, sigma, generator).sum())
+            losses.append(total / len(x0))
         return losses

@@ -44,14 +44,14 @@ def _broadcast(sigma, x):
 def test_the_exact_velocity_has_zero_loss_in_every_bucket():
     # x_sigma = sigma noise + (1 - sigma) C, so noise - x0 = (x_sigma - C) / sigma
     exact = FlowMatching(lambda x, sigma, cond: (x - C) / _broadcast(sigma, x), MEAN, STD)
-    losses = exact.loss_by_sigma(*_constant_clips(), [0.1, 0.5, 1.0], seed=0)
+    losses = exact.loss_by_sigma(*_constant_clips(), [0.1, 0.5, 1.0], seed=0, batch_size=4)
     assert losses == pytest.approx([0.0, 0.0], abs=1e-10)
 
 
 def test_a_zero_velocity_costs_one_plus_c_squared_everywhere():
     zero = FlowMatching(lambda x, sigma, cond: torch.zeros_like(x), MEAN, STD)
     x0, cond = _constant_clips(n=4000)
-    losses = zero.loss_by_sigma(x0, cond, [0.0, 0.3, 1.0], seed=1)
+    losses = zero.loss_by_sigma(x0, cond, [0.0, 0.3, 1.0], seed=1, batch_size=1024)
     # E|noise - C|^2 = 1 + C^2; 384k draws per bucket of a variance ~3: 1.5e-2 is about 5 standard errors
     assert losses == pytest.approx([1 + C ** 2] * 2, rel=1.5e-2)
 
@@ -59,5 +59,5 @@ def test_a_zero_velocity_costs_one_plus_c_squared_everywhere():
 def test_bucketed_noise_levels_stay_inside_their_bucket():
     seen = []
     probe = FlowMatching(lambda x, sigma, cond: seen.append(sigma) or torch.zeros_like(x), MEAN, STD)
-    probe.loss_by_sigma(*_constant_clips(n=500), [0.2, 0.4, 0.9], seed=2)
+    probe.loss_by_sigma(*_constant_clips(n=500), [0.2, 0.4, 0.9], seed=2, batch_size=500)
     assert 0.2 <= seen[0].min() and seen[0].max() < 0.4 and 0.4 <= seen[1].min() and seen[1].max() < 0.9

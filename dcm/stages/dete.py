@@ -39,19 +39,20 @@ def run(cfg: dict, variant: str = "dcm") -> None:
     with stage_output(layout.dete_dir(point, variant), cfg) as work:
         train_consistency(cfg, "dete", backbone, student, phases.detail_edges, phases.detail_range, work, cache,
                           adversarial=adversarial)
-        if distributed.is_main():
-            write_json(work / layout.PARAMETERS, added_parameters(student, flags["parameter_efficient"]))
-        if flags["parameter_efficient"] and distributed.is_main():  # the main process holds the whole expert
-            save_tensors(work / layout.DETAIL_WEIGHTS, detail_state_dict(student))
-            write_json(work / layout.DETAIL_CONFIG, {"lora_rank": dcfg["lora_rank"], "lora_alpha": dcfg["lora_alpha"],
-                                                     "seme": str(seme)})
-        elif not flags["parameter_efficient"]:
+        if distributed.is_main():  # the main process holds the whole expert
+            detail = detail_state_dict(student) if flags["parameter_efficient"] else None
+            write_json(work / layout.PARAMETERS, added_parameters(student, detail))
+            if detail is not None:
+                save_tensors(work / layout.DETAIL_WEIGHTS, detail)
+                write_json(work / layout.DETAIL_CONFIG, {"lora_rank": dcfg["lora_rank"],
+                                                         "lora_alpha": dcfg["lora_alpha"], "seme": str(seme)})
+        if not flags["parameter_efficient"]:
             backbone.save_network(student.net, work / layout.NETWORK)
 
 
-def added_parameters(student, parameter_efficient: bool) -> dict:
-    """What the detail expert costs beyond the semantic one: LoRA and copied timestep layers (PE), or a whole
-    second network (OD), against the backbone's own parameter count (global counts under sharding)."""
+def added_parameters(student, detail: dict | None) -> dict:
+    """What the detail expert costs beyond the semantic one: its `detail` state (LoRA and copied timestep
+    layers, PE) or, without one, a whole second network (OD), against the backbone's own parameter count
+    (global counts under sharding)."""
     backbone = sum(p.numel() for name, p in student.net.named_parameters() if "lora_" not in name)
-    extra = sum(v.numel() for v in detail_state_dict(student).values()) if parameter_efficient else backbone
-    return {"extra": extra, "backbone": backbone}
+    return {"extra": backbone if detail is None else sum(v.numel() for v in detail.values()), "backbone": backbone}

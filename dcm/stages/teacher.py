@@ -58,7 +58,9 @@ def run(cfg: dict) -> None:
         ).run()
         net.eval()
         backbone.save_network(net, work / layout.NETWORK)
-        write_json(work / LOSS_BY_SIGMA, loss_by_sigma(objective, clips, cond, tcfg["batch_size"], cfg["seed"]))
+        losses = objective.loss_by_sigma(clips, cond, SIGMA_BUCKETS, cfg["seed"], tcfg["batch_size"])
+        write_json(work / LOSS_BY_SIGMA, {"buckets": list(zip(SIGMA_BUCKETS[:-1], SIGMA_BUCKETS[1:])),
+                                          "loss": losses, "clips": len(clips)})
         report = {}
         phases = PhaseSchedule.from_config(cfg)
         for split in ("train", "eval"):
@@ -74,17 +76,6 @@ def run(cfg: dict) -> None:
             save_gif(videos, work / f"samples_{split}.gif")
             save_filmstrip(videos, work / f"filmstrip_{split}.png")
         write_json(work / "prompt_following.json", report)
-
-
-def loss_by_sigma(objective: FlowMatching, clips: torch.Tensor, cond: torch.Tensor, batch_size: int,
-                  seed: int) -> dict:
-    """The trained teacher's flow-matching loss on every training clip in each of SIGMA_BUCKETS, batch by batch."""
-    chunks = [objective.loss_by_sigma(clips[i:i + batch_size].float(), cond[i:i + batch_size].float(),
-                                      SIGMA_BUCKETS, seed + i) for i in range(0, len(clips), batch_size)]
-    sizes = [len(clips[i:i + batch_size]) for i in range(0, len(clips), batch_size)]
-    per_bucket = [sum(c[b] * n for c, n in zip(chunks, sizes)) / len(clips) for b in range(len(SIGMA_BUCKETS) - 1)]
-    return {"buckets": [[low, high] for low, high in zip(SIGMA_BUCKETS[:-1], SIGMA_BUCKETS[1:])],
-            "loss": per_bucket, "clips": len(clips)}
 
 
 def record_pretrained(cfg: dict) -> None:

@@ -42,10 +42,10 @@ def _read_scores(eval_dir: Path, sets: list[str]) -> dict[str, dict]:
     return {name: read_json(eval_dir / name / "scores.json") for name in sets}
 
 
-def paired_columns(scores: dict, baseline: dict | None) -> dict:
-    """PAIRED columns, in VBench percent: `scores` minus `baseline` video by video; empty without a baseline or
-    without per-video Totals (VBench scores each dimension on its own prompts)."""
-    if baseline is None or "per_video_total" not in scores or "per_video_total" not in baseline:
+def paired_columns(scores: dict | None, baseline: dict | None) -> dict:
+    """PAIRED columns, in VBench percent: `scores` minus `baseline` video by video; empty when either is missing
+    or lacks per-video Totals (VBench scores each dimension on its own prompts)."""
+    if scores is None or baseline is None or "per_video_total" not in scores or "per_video_total" not in baseline:
         return dict.fromkeys(PAIRED)
     result = paired_difference(100 * pd.Series(scores["per_video_total"]), 100 * pd.Series(baseline["per_video_total"]))
     return dict(zip(PAIRED, (result["diff"], result["ci_low"], result["ci_high"], result["p_value"])))
@@ -64,9 +64,8 @@ def table1_rows(eval_dir: Path, latency_file: Path, sets: list[str], focus: str)
     for name in sets:
         method, steps = parse_sample_set(name)
         against = scores.get(f"{focus}-{steps}") if method != focus else None
-        paired = paired_columns(against, scores[name]) if against is not None else dict.fromkeys(PAIRED)
         rows.append({"method": method, "steps": steps, "latency_s": timed[name]["median_s"],
-                     **_score_columns(scores[name]), **paired})
+                     **_score_columns(scores[name]), **paired_columns(against, scores[name])})
     frame = pd.DataFrame(rows)
     speedup = speedups(timed, sets[0])  # paired by round, as the latency stage reports them
     frame.insert(3, "speedup", [speedup[name] for name in sets])

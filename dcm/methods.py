@@ -186,6 +186,12 @@ def table3_sets(cfg: dict) -> list[str]:
     return [layout.sample_set(v, cfg["tables"]["ablation_steps"]) for v in cfg["variants"]]
 
 
+def detail_variants(cfg: dict) -> list[str]:
+    """The variants with a detail expert of their own (OD): those whose dete output Table 3's parameter column
+    reads."""
+    return [name for name, flags in cfg["variants"].items() if flags["decouple"]]
+
+
 def figure3_sets(cfg: dict) -> list[str]:
     """Fig. 3: its panels at the ablation's step count."""
     return [layout.sample_set(m, cfg["tables"]["ablation_steps"]) for m in FIGURE3_PANELS.values()]

@@ -8,7 +8,7 @@ import pandas as pd
 from dcm import layout
 from dcm.errors import DCMError
 from dcm.io import atomic_path, read_json, write_json
-from dcm.methods import sweep_set, table1_sets
+from dcm.methods import detail_variants, sweep_set, table1_sets
 from dcm.outputs import stage_output
 from dcm.report.tables import kappa_sweep_rows, table1_rows, table3_rows, to_markdown
 from dcm.schedule import PhaseSchedule
@@ -34,7 +34,7 @@ def run(cfg: dict, table: str) -> None:
                            cfg["tables"]["method"])
     elif table == "3":
         added = {name: read_json(layout.require(layout.dete_dir(run_dir, name), "dete") / layout.PARAMETERS)
-                 for name, flags in cfg["variants"].items() if flags["decouple"]}
+                 for name in detail_variants(cfg)}
         rows = table3_rows(layout.require(run_dir / "eval", "evaluate"), cfg["variants"],
                            cfg["tables"]["ablation_steps"], added)
     else:

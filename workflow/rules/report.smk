@@ -3,7 +3,7 @@ rule table:
         lambda w: [path(layout.eval_dir, RUN, s) for s in TABLE_SETS[w.table]],
         lambda w: [path(layout.latency_dir, RUN)] if w.table == "1" else [],
         # Table 3's parameter column: what each decoupled variant's detail expert adds
-        lambda w: [path(layout.dete_dir, RUN, v) for v, f in VARIANTS.items() if f["decouple"]] if w.table == "3" else [],
+        lambda w: [path(layout.dete_dir, RUN, v) for v in methods.detail_variants(config)] if w.table == "3" else [],
     output:
         report(
             directory(f"{RUN}/tables/table{{table}}"),  # layout.table_dir(RUN, "1" or "3")

@@ -40,7 +40,8 @@ def real():
 def test_real_clips_score_near_the_top_everywhere(real):
     result = real[2]
     assert min(result["dimensions"].values()) >= 0.97, result["dimensions"]
-    assert result["quality"] >= 0.98 and result["semantic"] == 1.0 and result["missing"] == []
+    # motion_direction is graded by the angle of the measured motion, which sub-pixel centroids tilt by ~1e-4 rad
+    assert result["quality"] >= 0.98 and result["semantic"] == pytest.approx(1.0, abs=1e-6) and result["missing"] == []
 
 
 def test_noise_scores_low(real):

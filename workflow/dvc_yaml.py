@@ -48,7 +48,7 @@ RULE_PARAMS = {
     "trajdist": ["schedule", "trajdist"],
     "table": ["sampling", "variants", "tables"],
     "kappa_table": ["schedule", "tables", "kappa_sweep"],
-    "figures": ["schedule", "sampling", "tables", "kappa_sweep"],
+    "figures": ["backbone", "data", "schedule", "sampling", "evaluate", "tables", "kappa_sweep"],
     "userstudy": ["seed", "userstudy"],
     "table2": ["userstudy"],
 }

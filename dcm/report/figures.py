@@ -1,6 +1,7 @@
 """Figures of the paper from result files: Fig. 2 (b) noise-level probe, Fig. 5 weight difference, Fig. 10 (trajectory distance and kappa
-sweep) and the Fig. 3 / qualitative sample grids. Each writes one PNG atomically; line plots are
-LINE_FIGSIZE inches at DPI, sample grids are sized from their frames (see plot_sample_grid)."""
+sweep) and the Fig. 3 / qualitative sample grids, plus tinybench's corruption sweeps. Each writes one PNG
+atomically; line plots are LINE_FIGSIZE inches at DPI (the sweeps' panel grid one LINE_FIGSIZE height a row),
+sample grids are sized from their frames (see plot_sample_grid)."""
 
 from __future__ import annotations
 
@@ -132,6 +133,39 @@ def plot_kappa_sweep(rows: list[dict], path, marks: dict[str, float] | None = No
     ax.set_ylabel("score (%), mean \u00b1 std over seeds")
     ax.set_title("Quality against \u03ba")
     ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+SWEEP_PANELS_PER_ROW = 3
+SWEEP_COLUMNS = ("corruption", "unit", "level", *SWEEP_SCORES)
+
+
+def plot_tinybench_sweeps(table, path) -> None:
+    """Tinybench against corruption strength: one panel per corruption (in the table's order, SWEEP_PANELS_PER_ROW
+    a row, each row LINE_FIGSIZE high), Total, Quality and Semantic against its level, from the DataFrame of
+    dcm.eval.tinybench.sweeps.sweep."""
+    missing = [c for c in SWEEP_COLUMNS if c not in table.columns]
+    if missing:
+        raise DCMError(f"tinybench sweeps: missing column {missing[0]!r} (has {sorted(table.columns)})")
+    if table.empty:
+        raise DCMError("tinybench sweeps: no rows to plot")
+    if not np.isfinite(table[["level", *SWEEP_SCORES]].to_numpy(dtype=float)).all():
+        raise DCMError("tinybench sweeps: non-finite level or score")
+    corruptions = list(dict.fromkeys(table["corruption"]))
+    rows = math.ceil(len(corruptions) / SWEEP_PANELS_PER_ROW)
+    fig, axes = plt.subplots(rows, SWEEP_PANELS_PER_ROW, figsize=(LINE_FIGSIZE[0], rows * LINE_FIGSIZE[1]), dpi=DPI,
+                             layout="constrained", squeeze=False, sharey=True)
+    for ax, name in zip(axes.flat, corruptions):
+        panel = table[table["corruption"] == name]
+        for score, (label, colour) in SWEEP_SCORES.items():
+            ax.plot(panel["level"], panel[score], marker="o", ms=3, color=colour, label=label)
+        ax.set_xlabel(panel["unit"].iloc[0])
+        ax.set_title(name.replace("_", " "))
+    for ax in axes.flat[len(corruptions):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("tinybench score (%)")
+    axes.flat[0].legend(fontsize=8)
     _save(fig, path)
 
 

@@ -12,6 +12,7 @@ from dcm.eval import vbench
 from dcm.eval.tinybench import dimensions as dims
 from dcm.eval.tinybench.frechet import DESCRIPTOR, descriptor, frechet_distance
 from dcm.eval.tinybench.objects import find_objects
+from dcm.eval.tinybench.truth import templates
 
 QUALITY_DIMENSIONS = ("subject_consistency", "background_consistency", "temporal_flickering", "motion_smoothness",
                       "imaging_quality", "dynamic_degree")
@@ -25,14 +26,15 @@ def score_video(video: np.ndarray, factors: Factors, object_size: float, min_dis
     """(every dimension's score, the Frechet descriptor) of one uint8 (T, H, W, 3) video prompted with `factors`."""
     pixels = video.astype(np.float64) / 255.0
     objects = find_objects(pixels, max_object_fraction)
+    renders = templates(objects, object_size)
     scores = {"subject_consistency": dims.subject_consistency(objects),
               "background_consistency": dims.background_consistency(pixels),
               "temporal_flickering": dims.temporal_flickering(video),
               "motion_smoothness": dims.motion_smoothness(objects),
-              "imaging_quality": dims.imaging_quality(objects, factors.shape, object_size),
-              "object_class": dims.object_class(objects, factors.shape, object_size),
-              "multiple_objects": dims.multiple_objects(objects),
-              **dims.prompted(pixels, factors, min_displacement)}
+              "imaging_quality": dims.imaging_quality(pixels, objects, renders[factors.shape]),
+              "object_class": dims.object_class(objects, renders, factors.shape),
+              "multiple_objects": dims.multiple_objects(objects, factors.shape, object_size),
+              **dims.prompted(pixels, objects, factors, min_displacement)}
     return scores, descriptor(objects)
 
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from dcm.data.procedural import SHAPES, Factors
-from dcm.eval.prompt_following import measure, object_masks
+from dcm.data.procedural import BACKGROUND, COLOURS, DIRECTIONS, SHAPES, Factors
+from dcm.eval.prompt_following import FILL_RATIO, measure, object_masks
 from dcm.eval.tinybench.objects import EIGHT_NEIGHBOURS, FrameObject, background_distance
-from dcm.eval.tinybench.truth import true_coverage
 
 MAX_COLOUR_DISTANCE = np.sqrt(3.0)  # diagonal of the RGB cube
 BACKGROUND_TOLERANCE = 0.25  # the object-mask threshold of prompt_following.object_masks
@@ -65,46 +64,65 @@ def motion_smoothness(objects: list[FrameObject]) -> float:
     return float(tracked.mean() * np.exp(-np.sqrt((accelerations ** 2).mean()) / SMOOTHNESS_SCALE))
 
 
-def _sharpness(coverage: np.ndarray) -> float:
-    """sum(a^2) / sum(a) over coverages a: 1 for a hard-edged object, lower the more of it is partial edge."""
-    return float((coverage ** 2).sum() / coverage.sum())
+def _palette_coverage(frame: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """(H, W) coverage of a [0, 1] frame by the palette colour nearest `colour`: the projection of each pixel on
+    that colour's direction from the background, so a blurred (dimmed) edge reads as partial coverage."""
+    name = min(COLOURS, key=lambda c: np.linalg.norm(colour - np.array(COLOURS[c])))
+    direction = np.array(COLOURS[name]) - np.array(BACKGROUND)
+    return (frame - np.array(BACKGROUND)) @ direction / (direction @ direction)
 
 
-def imaging_quality(objects: list[FrameObject], shape: str, object_size: float) -> float:
-    """Mean over frames of min(1, S / S_gt), S = sum(a^2) / sum(a) of the object's coverages a and S_gt the same
-    for the prompted shape rendered anti-aliased at the measured centroid (blur spreads coverage into partial
-    edge pixels and lowers S); an untracked frame scores 0."""
-    scores = []
-    for o in objects:
-        if not o.tracked:
-            scores.append(0.0)
-            continue
-        truth = true_coverage(shape, o.centroid, object_size, *o.coverage.shape)
-        scores.append(min(1.0, _sharpness(o.coverage) / _sharpness(truth)) if truth.sum() else 0.0)
-    return float(np.mean(scores))
+def _edge_agreement(measured: np.ndarray, truth: np.ndarray) -> float:
+    """sum(grad m . grad g) / sum(|grad g|^2): 1 for the true edges, lower the more they are smoothed; zero-mean
+    noise leaves it unbiased, so blur cannot buy it back by denoising."""
+    measured_gradient, true_gradient = np.stack(np.gradient(measured)), np.stack(np.gradient(truth))
+    return float((measured_gradient * true_gradient).sum() / (true_gradient ** 2).sum())
 
 
-def object_class(objects: list[FrameObject], shape: str, object_size: float) -> float:
-    """1 if the prompted shape is the one whose anti-aliased render at each tracked frame's centroid has the
-    least summed L1 distance to the measured coverages (template matching with the dataset's renderer), else 0."""
-    tracked = [o for o in objects if o.tracked]
-    if not tracked:
+def imaging_quality(video: np.ndarray, objects: list[FrameObject], truths: list[np.ndarray]) -> float:
+    """Mean over frames of the edge agreement, clipped to [0, 1], between the frame's coverage by the object's
+    palette colour and truths[t], the prompted shape rendered anti-aliased at the measured centroid (the clean
+    rendering); Gaussian blur of sigma s scales each spatial frequency w of the edges by exp(-s^2 w^2 / 2), so the
+    score falls with s. `video` is (T, H, W, 3) in [0, 1]; an untracked frame scores 0."""
+    return float(np.mean([np.clip(_edge_agreement(_palette_coverage(frame, o.colour), truth), 0.0, 1.0)
+                          if o.tracked and truth.any() else 0.0 for frame, o, truth in zip(video, objects, truths)]))
+
+
+def object_class(objects: list[FrameObject], templates: dict[str, list[np.ndarray]], shape: str) -> float:
+    """1 if the prompted shape is the one whose anti-aliased renders at the tracked frames' centroids (templates,
+    truth.templates) have the least summed L1 distance to the measured coverages, else 0."""
+    if not any(o.tracked for o in objects):
         return 0.0
-    error = {s: sum(np.abs(o.coverage - true_coverage(s, o.centroid, object_size, *o.coverage.shape)).sum()
-                    for o in tracked) for s in SHAPES}
+    error = {s: sum(np.abs(o.coverage - t).sum() for o, t in zip(objects, templates[s]) if o.tracked)
+             for s in SHAPES}
     return float(min(error, key=error.get) == shape)
 
 
-def multiple_objects(objects: list[FrameObject]) -> float:
-    """Share of frames showing exactly one object (one 8-connected component, tracked), as every prompt asks."""
-    return float(np.mean([o.tracked and o.components == 1 for o in objects]))
+def multiple_objects(objects: list[FrameObject], shape: str, object_size: float) -> float:
+    """Mean over frames of max(0, 1 - sum_i min(1, a_i / A)), a_i each other component's soft area and A the
+    prompted shape's exact area at object_size: a component as large and bright as the prompted object is a whole
+    second object (the frame scores 0), a faint speck only its share of one; an untracked frame scores 0."""
+    area = FILL_RATIO[shape] * object_size ** 2
+    return float(np.mean([max(0.0, 1.0 - sum(min(1.0, a / area) for a in o.others)) if o.tracked else 0.0
+                          for o in objects]))
 
 
-def prompted(video: np.ndarray, factors: Factors, min_displacement: float) -> dict[str, float]:
-    """color, motion_direction (right and moved >= min_displacement px) and dynamic_degree (moved
-    >= min_displacement px, first to last frame) of one (T, H, W, 3) video in [0, 1], each 0 or 1, read with
-    dcm.eval.prompt_following.measure."""
+def _alignment(objects: list[FrameObject], direction: str) -> float:
+    """(1 + cos a) / 2, a the angle between `direction` and the tracked centroid's displacement from the first to
+    the last tracked frame: 1 along it, 0.5 across it, 0 against it; 0 without a displacement."""
+    centroids = [o.centroid for o in objects if o.tracked]
+    displacement = centroids[-1] - centroids[0] if centroids else np.zeros(2)
+    length = np.linalg.norm(displacement)
+    return float((1.0 + np.dot(DIRECTIONS[direction], displacement) / length) / 2) if length else 0.0
+
+
+def prompted(video: np.ndarray, objects: list[FrameObject], factors: Factors,
+             min_displacement: float) -> dict[str, float]:
+    """color (0 or 1), dynamic_degree (moved >= min_displacement px, first to last frame: 0 or 1), both read with
+    dcm.eval.prompt_following.measure from one (T, H, W, 3) video in [0, 1], and motion_direction: the motion's
+    alignment with the prompted direction (_alignment) if it moved, else 0, so a motion further off scores lower."""
     m = measure(video)
     moved = m["displacement"] >= min_displacement
     return {"color": float(m["colour"] == factors.colour),
-            "motion_direction": float(moved and m["direction"] == factors.direction), "dynamic_degree": float(moved)}
+            "motion_direction": _alignment(objects, factors.direction) if moved else 0.0,
+            "dynamic_degree": float(moved)}

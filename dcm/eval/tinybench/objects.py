@@ -18,10 +18,10 @@ CORE = 0.9  # pixels within this share of the frame's largest background distanc
 
 @dataclass(frozen=True)
 class FrameObject:
-    """What one frame shows: how many object components, and the largest one's soft coverage, colour, centroid."""
+    """What one frame shows: the main object's soft coverage, colour and centroid, and the soft areas of the rest."""
 
-    components: int
-    tracked: bool  # a largest component exists and covers at most max_object_fraction of the frame
+    others: tuple[float, ...]  # soft area (px, coverage relative to the object's colour) of each other component
+    tracked: bool  # a main component exists and covers at most max_object_fraction of the frame
     coverage: np.ndarray  # (H, W) estimated share of each pixel the object covers, in [0, 1]; zeros if untracked
     colour: np.ndarray | None  # RGB in [0, 1] of the object's core pixels
     centroid: np.ndarray | None  # (x, y) in pixels, coverage-weighted, pixel centres at +0.5
@@ -37,28 +37,42 @@ def background_distance(frame: np.ndarray) -> np.ndarray:
     return np.linalg.norm(frame - np.array(BACKGROUND), axis=-1)
 
 
-def find_object(frame: np.ndarray, max_object_fraction: float) -> FrameObject:
-    """The object of one (H, W, 3) frame in [0, 1]. Coverage of a pixel is d / |colour - background| (d its
-    background distance), which inverts the renderer's blend p = background + coverage (colour - background);
-    it is read inside the largest component dilated by one pixel, so faint anti-aliased edges count."""
-    mask = object_masks(frame[None])[0]
-    labels, count = ndimage.label(mask, structure=EIGHT_NEIGHBOURS)
-    empty = FrameObject(count, False, np.zeros(mask.shape), None, None)
-    if count == 0:
-        return empty
-    sizes = np.bincount(labels.ravel())[1:]
-    largest = labels == 1 + int(np.argmax(sizes))
-    if largest.sum() > max_object_fraction * mask.size:
-        return empty
-    region = ndimage.binary_dilation(largest, structure=EIGHT_NEIGHBOURS)
-    distance = background_distance(frame) * region
-    core = distance >= CORE * distance.max()
-    colour = frame[core].mean(axis=0)
+def _coverage(distance: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """(H, W) d / |colour - background| clipped to [0, 1] (d each pixel's background distance), 0 under NOISE_FLOOR:
+    the inverse of the renderer's blend p = background + coverage (colour - background)."""
     coverage = np.clip(distance / np.linalg.norm(colour - np.array(BACKGROUND)), 0.0, 1.0)
     coverage[distance < NOISE_FLOOR] = 0.0
+    return coverage
+
+
+def _other_areas(coverage: np.ndarray, mask: np.ndarray, region: np.ndarray) -> tuple[float, ...]:
+    """Soft area of each component of the mask outside the main object's region, each dilated by one pixel."""
+    others = ndimage.binary_dilation(mask & ~region, structure=EIGHT_NEIGHBOURS) & ~region
+    labels, count = ndimage.label(others, structure=EIGHT_NEIGHBOURS)
+    return tuple(float(a) for a in ndimage.sum(coverage, labels, range(1, count + 1)))
+
+
+def find_object(frame: np.ndarray, max_object_fraction: float) -> FrameObject:
+    """The object of one (H, W, 3) frame in [0, 1]: the 8-connected component with the most summed background
+    distance (so a large faint speck does not displace a small bright object), its coverage (_coverage) read inside
+    it dilated by one pixel, so faint anti-aliased edges count, and the other components' soft areas."""
+    mask = object_masks(frame[None])[0]
+    labels, count = ndimage.label(mask, structure=EIGHT_NEIGHBOURS)
+    empty = FrameObject((), False, np.zeros(mask.shape), None, None)
+    if count == 0:
+        return empty
+    distance = background_distance(frame)
+    main = labels == 1 + int(np.argmax(ndimage.sum(distance, labels, range(1, count + 1))))
+    if main.sum() > max_object_fraction * mask.size:
+        return empty
+    region = ndimage.binary_dilation(main, structure=EIGHT_NEIGHBOURS)
+    inside = distance * region
+    colour = frame[inside >= CORE * inside.max()].mean(axis=0)
+    everywhere = _coverage(distance, colour)
+    coverage = everywhere * region
     ys, xs = np.indices(mask.shape) + 0.5
     centroid = np.array([(coverage * xs).sum(), (coverage * ys).sum()]) / coverage.sum()
-    return FrameObject(count, True, coverage, colour, centroid)
+    return FrameObject(_other_areas(everywhere, mask, region), True, coverage, colour, centroid)
 
 
 def find_objects(video: np.ndarray, max_object_fraction: float) -> list[FrameObject]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dcm.data.procedural import BACKGROUND, COLOURS, Factors, render_clip
+from dcm.data.procedural import BACKGROUND, COLOURS, SHAPES, Factors, render_clip
+from dcm.eval.tinybench.objects import FrameObject
 
 _ANY_COLOUR, _ANY_DIRECTION = next(iter(COLOURS)), "right"  # coverage does not depend on either
 
@@ -30,3 +31,9 @@ def true_coverage(shape: str, centroid: np.ndarray, size: float, height: int, wi
     if first.sum() == 0:
         return first
     return _coverage(shape, 2 * np.asarray(centroid) - _centroid(first), size, height, width)
+
+
+def templates(objects: list[FrameObject], size: float) -> dict[str, list[np.ndarray]]:
+    """{shape: its true_coverage at each frame's tracked centroid} for every shape; zeros where a frame is untracked."""
+    return {s: [true_coverage(s, o.centroid, size, *o.coverage.shape) if o.tracked else np.zeros(o.coverage.shape)
+                for o in objects] for s in SHAPES}

@@ -17,6 +17,17 @@ def dcm(*args: str, results: Path, check: bool = True, **kwargs) -> subprocess.C
     return proc
 
 
+def dcm_in_process(*args: str, results: Path, capsys) -> subprocess.CompletedProcess:
+    """`dcm` above, through dcm.cli.main in this process: for refusals, which need the exit status and the
+    message, not a fresh interpreter (~7 s of imports each)."""
+    from dcm.cli import main
+
+    command = [*args, "--config", str(SMOKE), "--set", f"results_dir={results}"]
+    code = main(command)
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(command, code, captured.out, captured.err)
+
+
 def snakemake(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
     """Run snakemake from the repo root under a hard kill timeout (it ignores SIGTERM while waiting)."""
     binary = Path(sys.executable).with_name("snakemake")

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from dcm.io import load_tensors
-from tests.helpers import REPO, SMOKE, dcm
+from tests.helpers import REPO, SMOKE, dcm, dcm_in_process
 
 PREREQUISITES = ("dataset", "teacher", "trajectories")
 
@@ -64,17 +64,17 @@ def _fails(proc, *needles):
         assert needle in message, message
 
 
-def test_missing_trajectory_shard_is_named_and_leaves_nothing(prepared):
+def test_missing_trajectory_shard_is_named_and_leaves_nothing(prepared, capsys):
     (prepared / "smoke" / "trajectories" / "shard-00000.safetensors").unlink()
-    _fails(dcm("seme", results=prepared, check=False), "shard-00000.safetensors")
+    _fails(dcm_in_process("seme", results=prepared, capsys=capsys), "shard-00000.safetensors")
     assert not (prepared / "smoke" / "seme").exists()
 
 
-def test_missing_upstream_stage_is_named(tmp_path):
-    _fails(dcm("teacher", results=tmp_path, check=False), "dataset")
+def test_missing_upstream_stage_is_named(tmp_path, capsys):
+    _fails(dcm_in_process("teacher", results=tmp_path, capsys=capsys), "dataset")
 
 
-def test_truncated_checkpoint_is_named(prepared):
+def test_truncated_checkpoint_is_named(prepared, capsys):
     extra = ["--set", "vcm.steps=200", "--set", "vcm.checkpoint_every=2"]
     command = [sys.executable, "-m", "dcm", "vcm", "--config", str(SMOKE), "--set", f"results_dir={prepared}", *extra]
     proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -84,28 +84,28 @@ def test_truncated_checkpoint_is_named(prepared):
     proc.wait()
     state = checkpoint / "state.safetensors"
     state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
-    _fails(dcm("vcm", *extra, results=prepared, check=False), "state.safetensors")
+    _fails(dcm_in_process("vcm", *extra, results=prepared, capsys=capsys), "state.safetensors")
     assert not (prepared / "smoke" / "vcm").exists()
 
 
-def test_prompt_with_quotes_and_shell_characters_is_rejected_by_name(prepared):
+def test_prompt_with_quotes_and_shell_characters_is_rejected_by_name(prepared, capsys):
     prompt = 'a "red" circle; rm -rf ~ `ls` $(id) && echo \'x\''
-    proc = dcm("sample", "--method", "teacher", "--steps", "2", "--set", f"sampling.prompts={json.dumps([prompt])}",
-               results=prepared, check=False)
+    proc = dcm_in_process("sample", "--method", "teacher", "--steps", "2", "--set",
+                          f"sampling.prompts={json.dumps([prompt])}", results=prepared, capsys=capsys)
     _fails(proc, "sampling.prompts", "rm")
     assert not (prepared / "smoke" / "samples").exists()
 
 
-def test_kappa_point_of_a_method_without_experts_is_refused(prepared):
-    _fails(dcm("sample", "--method", "teacher", "--steps", "4", "--kappa", "4", results=prepared, check=False),
-           "--kappa 4", "'teacher'")
-    _fails(dcm("seme", "--kappa", "10", results=prepared, check=False), "--kappa", "kappa=10")
+def test_kappa_point_of_a_method_without_experts_is_refused(prepared, capsys):
+    _fails(dcm_in_process("sample", "--method", "teacher", "--steps", "4", "--kappa", "4", results=prepared,
+                          capsys=capsys), "--kappa 4", "'teacher'")
+    _fails(dcm_in_process("seme", "--kappa", "10", results=prepared, capsys=capsys), "--kappa", "kappa=10")
     assert not (prepared / "smoke" / "kappa").exists()
 
 
-def test_kappa_point_shares_the_runs_trajectory_cache(prepared):
+def test_kappa_point_shares_the_runs_trajectory_cache(prepared, capsys):
     """The cache's hash leaves kappa out: a sweep point trains on the run's trajectories."""
     dcm("seme", "--kappa", "4", "--set", "seme.steps=1", results=prepared)
     assert (prepared / "smoke" / "kappa" / "4" / "seme" / "tc" / "network").is_dir()
     assert not (prepared / "smoke" / "seme").exists()
-    _fails(dcm("seme", "--set", "schedule.shift=2.0", results=prepared, check=False), "config hash")
+    _fails(dcm_in_process("seme", "--set", "schedule.shift=2.0", results=prepared, capsys=capsys), "config hash")

@@ -12,6 +12,7 @@ from tests.helpers import SMOKE as SMOKE_CONFIG
 WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # set under `pytest -n 2`
 torch.set_num_threads(1 if WORKER else 2)  # two workers on 2 cores: a thread each
 
+WAITING_FILE = "tests/test_slurm.py"
 TINY_MODEL = {"num_layers": 2, "num_attention_heads": 2, "attention_head_dim": 16, "ffn_dim": 32, "freq_dim": 16}
 
 
@@ -26,7 +27,9 @@ def pytest_collection_modifyitems(items):
         if item.nodeid in workflow or "prepared" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.smoke)
         item.add_marker(pytest.mark.xdist_group("smoke" if item.nodeid in workflow else item.nodeid.split("::")[0]))
-    items.sort(key=lambda item: item.nodeid not in workflow)  # stable: file order otherwise
+    # stable: file order otherwise, but the SLURM test next, on the other worker beside the smoke build: it mostly
+    # waits for the executor's status polls
+    items.sort(key=lambda item: (item.nodeid not in workflow, not item.nodeid.startswith(WAITING_FILE)))
     return (yield)
 
 

@@ -110,7 +110,7 @@ def torchrun(*args: str, cwd=REPO, timeout: int = 600) -> subprocess.CompletedPr
 def cache(tmp_path_factory):
     results = tmp_path_factory.mktemp("distributed")
     for stage in ("dataset", "teacher", "trajectories"):
-        dcm(stage, results=results)
+        dcm(stage, "--set", "tracking.enabled=false", results=results)  # the tests track what they check
     return results
 
 
@@ -161,8 +161,7 @@ def _network(results):
 
 def test_sigterm_saves_a_sharded_checkpoint_that_one_or_two_processes_resume(cache, tmp_path):
     reference, stopped = _copy_cache(cache, tmp_path / "reference"), _copy_cache(cache, tmp_path / "stopped")
-    proc = torchrun("-m", "dcm", *SEME, "--config", str(SMOKE), "--set", f"results_dir={reference}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    dcm(*SEME, results=reference)  # uninterrupted; that 2 processes take 1 process's steps is tested above
 
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "dcm",
                *SEME, "--config", str(SMOKE), "--set", f"results_dir={stopped}"]

@@ -37,7 +37,7 @@ def _wait_for_checkpoint(path, proc, timeout=120):
 
 
 def test_killed_training_resumes_to_the_uninterrupted_result(prepared, tmp_path_factory):
-    extra = ["--set", "vcm.steps=12", "--set", "vcm.checkpoint_every=3"]
+    extra = ["--set", "vcm.steps=12", "--set", "vcm.checkpoint_every=3", "--set", "tracking.enabled=false"]
     reference = tmp_path_factory.mktemp("reference")
     shutil.copytree(prepared / "smoke", reference / "smoke")
     dcm("vcm", *extra, results=reference)
@@ -105,7 +105,7 @@ def test_kappa_point_of_a_method_without_experts_is_refused(prepared, capsys):
 
 def test_kappa_point_shares_the_runs_trajectory_cache(prepared, capsys):
     """The cache's hash leaves kappa out: a sweep point trains on the run's trajectories."""
-    dcm("seme", "--kappa", "4", "--set", "seme.steps=1", results=prepared)
+    dcm("seme", "--kappa", "4", "--set", "seme.steps=1", "--set", "tracking.enabled=false", results=prepared)
     assert (prepared / "smoke" / "kappa" / "4" / "seme" / "tc" / "network").is_dir()
     assert not (prepared / "smoke" / "seme").exists()
     _fails(dcm_in_process("seme", "--set", "schedule.shift=2.0", results=prepared, capsys=capsys), "config hash")

@@ -4,7 +4,6 @@ mean per-video difference, its bootstrap 95% interval and a two-sided sign-flip 
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from dcm.errors import DCMError
 
@@ -15,6 +14,8 @@ RESAMPLES = 10_000
 def paired_difference(a, b, seed: int = 0) -> dict:
     """Mean of a - b over paired videos, the percentile bootstrap interval of that mean and the permutation
     p-value of "no difference" (each pair's sign flipped at random; exact when 2**n <= RESAMPLES)."""
+    from scipy import stats  # here: every evaluate job imports the tables module, only the tables job needs this
+
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.ndim != 1 or a.shape != b.shape or len(a) < 2:
         raise DCMError(f"a paired comparison needs two equally long lists of at least 2 per-video scores, "

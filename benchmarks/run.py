@@ -16,7 +16,6 @@ above the step-count ratio).
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import platform
@@ -46,12 +45,14 @@ CONFIG, SMOKE = REPO / "config/config.yaml", REPO / "config/smoke.yaml"
 METHODS, STEPS = ("teacher", "lcm", "pcm", "dcm"), (2, 4, 8)
 PROMPT = "a red circle moving left"
 TRAINING_STAGES = ("teacher", "seme", "dete", "vcm", "lcm", "pcm")
+STAGE_OPTIONS = {"pcm": ["--phases", "4"]}  # the smoke run's one PCM network (it samples 4 steps)
 #: batch size: (warm-up rounds, timed rounds); a batch-1 round of every sampler and its bare calls takes ~1 s here
 QUICK_ROUNDS, FULL_ROUNDS = {1: (2, 15)}, {1: (3, 40), 8: (2, 12)}
 
 
-def random_run(cfg: dict) -> None:
-    """The networks of every Table 1 method with random weights, saved where the stages save trained ones."""
+def random_run(cfg: dict, steps: tuple[int, ...] | None = None) -> None:
+    """The networks every Table 1 method samples at each of `steps` (default: sampling.steps) with random weights,
+    saved where the stages save trained ones (PCM's, one per phase count)."""
     from dcm.backbones.tiny import TinyBackbone
     from dcm.data.procedural import vocabulary
     from dcm.stages.teacher import MAX_WORDS
@@ -60,10 +61,11 @@ def random_run(cfg: dict) -> None:
     new = lambda: backbone.new_network(cfg["backbone"]["model"])  # noqa: E731
     backbone.save_network(new(), teacher_network_dir(cfg))
     run, point = layout.run_dir(cfg), layout.own_point(cfg)
-    for name in ("lcm", "pcm"):
-        (directory,) = methods.networks(cfg, methods.method(cfg, name), run, point)
+    counts = steps or cfg["sampling"]["steps"]
+    for directory in sorted({d for name in ("lcm", "pcm") for k in counts
+                             for d in methods.networks(cfg, methods.method(cfg, name), run, point, k)}):
         backbone.save_network(new(), directory / layout.NETWORK)
-    seme, dete = methods.networks(cfg, methods.method(cfg, cfg["tables"]["method"]), run, point)
+    seme, dete = methods.networks(cfg, methods.method(cfg, cfg["tables"]["method"]), run, point, counts[0])
     backbone.save_network(new(), seme / layout.NETWORK)
     rank, alpha = cfg["dete"]["lora_rank"], cfg["dete"]["lora_alpha"]
     expert = attach_detail_expert(backbone.load_network(seme / layout.NETWORK), backbone, rank, alpha)
@@ -107,12 +109,8 @@ def sampling(cfg: dict, batch: int, warmup: int, repeats: int) -> dict:
     teacher_steps = cfg["sampling"]["teacher_steps"]
     calls, schedules = {}, {}
     for method, steps in [("teacher", teacher_steps)] + [(m, k) for k in STEPS for m in METHODS]:
-        mcfg = copy.deepcopy(cfg)
-        if method == "pcm" and steps % mcfg["pcm"]["phases"]:
-            mcfg["pcm"]["phases"] = steps  # PCM trained for k phases samples in k steps
-        request = SamplerRequest(mcfg, methods.check_request(mcfg, method, steps), steps,
-                                 PhaseSchedule.from_config(mcfg), backbone, layout.run_dir(mcfg),
-                                 layout.own_point(mcfg))
+        request = SamplerRequest(cfg, methods.check_request(cfg, method, steps), steps, PhaseSchedule.from_config(cfg),
+                                 backbone, layout.run_dir(cfg), layout.own_point(cfg))
         sampler, name = build_sampler(request), layout.sample_set(method, steps)
         calls[name] = lambda sampler=sampler: sampler(noise, cond, seeds)
         calls[f"bare:{name}"] = bare_calls(request, noise, cond)
@@ -159,8 +157,9 @@ def stages(results: Path, step_counts: tuple[int, int]) -> dict:
             wall, rss = _timed(base + [stage] + common, results)
             report[stage] = {"wall_s": wall, "peak_rss_mb": rss}
             continue
-        runs = [_timed(base + [stage] + common + ["--set", f"{stage}.steps={n}", "--set", f"{stage}.checkpoint_every={n}"],
-                       results) for n in step_counts]
+        options = base + [stage] + common + STAGE_OPTIONS.get(stage, [])
+        runs = [_timed(options + ["--set", f"{stage}.steps={n}", "--set", f"{stage}.checkpoint_every={n}"], results)
+                for n in step_counts]
         (t1, _), (t2, rss) = runs
         # the longer run must take longer by more than the noise of a start-up; where it did not, no rate is known
         rate = (step_counts[1] - step_counts[0]) / (t2 - t1) if t2 > t1 else None
@@ -277,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(CONFIG, [f"results_dir={tmp}/tiny", "tracking.enabled=false"])
         torch.set_num_threads(cfg["threads"])
         torch.manual_seed(0)
-        random_run(cfg)
+        random_run(cfg, STEPS)
         rounds = QUICK_ROUNDS if args.quick else FULL_ROUNDS
         result = {"machine": f"{device_name()}, {os.cpu_count()} cores, {platform.platform()}",
                   "threads": cfg["threads"], "quick": args.quick,

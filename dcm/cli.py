@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--shards", type=int, metavar="N", help="number of parallel generation jobs")
         if name == "export":
             p.add_argument("--method", required=True, help="a variant name (e.g. dcm, vcm) or pcm")
+        if name in methods.TRAINERS and methods.TRAINERS[name].per_phase_count:
+            p.add_argument("--phases", type=int, metavar="P",
+                           help=f"train P uniform phases, output <run>/{name}/<P>/ (1..schedule.num_steps; "
+                           "default: pcm.phases, required when it is 'steps')")
         if name in ("seme", "dete", "sample", "vbench_sample", "evaluate"):
             p.add_argument("--kappa", type=int, metavar="K",
                            help="one point of the kappa sweep (Fig. 10, right): schedule.kappa=K, outputs under "
@@ -114,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "kappa", None) is not None:
             cfg = at_kappa(cfg, args.kappa)
         extra = {k: v for k, v in vars(args).items()
-                 if k in ("variant", "method", "steps", "table", "as_json", "shard", "shards")}
+                 if k in ("variant", "method", "steps", "table", "as_json", "shard", "shards", "phases")}
+        if "phases" in extra:
+            extra["phases"] = methods.trained_phases(cfg, extra["phases"])
         methods.check_arguments(cfg, extra)
         check_writable(Path(cfg["results_dir"]), "results_dir")
         seed_torch(cfg)

@@ -4,7 +4,7 @@ Each function takes the directory it builds on (a run, or a point of the kappa s
 the workflow passes strings with wildcards such as "{method}" through the same functions. Layout:
 
     <results_dir>/<name>/                      the run (`run_dir`)
-        dataset/ teacher/network/ trajectories/ <trainer>/network/ (vcm, lcm, pcm, ...)
+        dataset/ teacher/network/ trajectories/ <trainer>/network/ (vcm, lcm, ...)  pcm/<P>/network/ (P phases)
         seme/<tc|plain>/network/  dete/<variant>/   samples/<method>-<steps>/  eval/<method>-<steps>/
         kappa/<K>/{seme,dete,samples,eval}/...   one point of the kappa sweep (Fig. 10, right)
         latency/ compare/ weightdiff/ trajdist/ figures/ userstudy/ userstudy-answers/ tables/<table>/
@@ -62,8 +62,13 @@ def parse_sample_set(name: str) -> tuple[str, int]:
 
 
 def trainer_dir(run: str | Path, trainer: str) -> Path:
-    """Output of a training stage that makes one network per run (vcm, lcm, pcm, ...)."""
+    """Output of a training stage that makes one network per run (vcm, lcm, ...)."""
     return Path(run) / trainer
+
+
+def phased_trainer_dir(run: str | Path, trainer: str, phases: int | str) -> Path:
+    """Output of a training stage that makes one network per phase count (pcm): <run>/<trainer>/<phases>/."""
+    return Path(run) / trainer / str(phases)
 
 
 def seme_dir(point: str | Path, temporal_coherence: bool | str) -> Path:

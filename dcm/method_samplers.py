@@ -45,8 +45,8 @@ class SamplerRequest:
         return self.phases.few_step(self.method.cut, self.steps)
 
     def networks(self) -> list[Path]:
-        """The training outputs the method samples from."""
-        return methods.networks(self.cfg, self.method, self.run, self.point)
+        """The training outputs the method samples from at this step count."""
+        return methods.networks(self.cfg, self.method, self.run, self.point, self.steps)
 
     def teacher(self) -> torch.nn.Module:
         """The frozen teacher network, loaded only by the samplers that run it (it is not on the GPU otherwise)."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from dcm import layout
 from dcm.errors import DCMError
-from dcm.schedule import PhaseSchedule
+from dcm.schedule import PHASES_PER_STEP, PhaseSchedule, phases_problem
 
 #: config sections every training stage reads, on top of its own
 TRAINING_SECTIONS = ("seed", "backbone", "schedule", "distill")
@@ -25,12 +25,14 @@ TRAINING_SECTIONS = ("seed", "backbone", "schedule", "distill")
 
 @dataclass(frozen=True)
 class Trainer:
-    """A training stage that makes one network per run: `python -m dcm <name>`, output <run>/<name>/."""
+    """A training stage, `python -m dcm <name>`: one network per run, output <run>/<name>/, or with
+    `per_phase_count` one per PCM phase count P, `python -m dcm <name> --phases P`, output <run>/<name>/<P>/."""
 
     name: str  # CLI stage, workflow job and output directory
-    run: str  # "module:function" taking the config: trains and writes <run>/<name>/network
+    run: str  # "module:function" taking the config (and `phases`, if per_phase_count): trains and writes its network
     section: str  # its config section of hyper-parameters
     help: str  # one line for the CLI
+    per_phase_count: bool = False  # one network per phase count of the pcm cut (pcm.phases), not one per run
 
     @property
     def reads(self) -> tuple[str, ...]:
@@ -63,12 +65,13 @@ METHODS = {
     "lcm": Method("lcm", "LCM baseline: consistency to the clean end, multistep sampling re-noises", "whole",
                   "dcm.method_samplers:lcm", ("lcm",),
                   Trainer("lcm", "dcm.stages.lcm:run", "lcm", "train the LCM baseline")),
-    "pcm": Method("pcm", "PCM baseline: pcm.phases uniform phases, deterministic jumps to each edge", "pcm",
-                  "dcm.method_samplers:single_network", ("pcm",),
-                  Trainer("pcm", "dcm.stages.pcm:run", "pcm", "train the PCM baseline")),
+    "pcm": Method("pcm", "PCM baseline: uniform phases (pcm.phases; 'steps': as many as sampling steps), "
+                  "deterministic jumps to each edge", "pcm", "dcm.method_samplers:single_network", ("pcm",),
+                  Trainer("pcm", "dcm.stages.pcm:run", "pcm", "train the PCM baseline: one network of --phases P "
+                          "uniform phases (default: pcm.phases)", per_phase_count=True)),
 }
 
-#: every stage that trains one network per run, by name
+#: every training stage of the registry, by name
 TRAINERS = {VCM.name: VCM, **{m.trainer.name: m.trainer for m in METHODS.values() if m.trainer is not None}}
 
 #: Fig. 3's panels: label -> method (the OD variant's two full experts, as in Sec. 3.2)
@@ -121,9 +124,12 @@ def method(cfg: dict, name: str) -> Method:
                    f"<{'|'.join(MIX_SEMANTIC)}>+<{'|'.join(MIX_DETAIL)}>[@variant]")
 
 
-def networks(cfg: dict, m: Method, run: str | Path, point: str | Path) -> list[Path]:
-    """The training outputs `m` samples from: its trainer's, or its variant's SemE and DetE from `point` (the run
-    or a kappa-sweep point); a Fig. 3 mix takes VCM and its variant's experts."""
+def networks(cfg: dict, m: Method, run: str | Path, point: str | Path, steps: int) -> list[Path]:
+    """The training outputs `m` samples from at `steps` steps: its trainer's (the one of its phase count, for a
+    per-phase-count trainer), or its variant's SemE and DetE from `point` (the run or a kappa-sweep point); a
+    Fig. 3 mix takes VCM and its variant's experts."""
+    if m.trainer is not None and m.trainer.per_phase_count:
+        return [layout.phased_trainer_dir(run, m.trainer.name, phase_count(cfg, m.name, steps))]
     if m.trainer is not None:
         return [layout.trainer_dir(run, m.trainer.name)]
     if m.variant is None:
@@ -131,6 +137,29 @@ def networks(cfg: dict, m: Method, run: str | Path, point: str | Path) -> list[P
     flags = variant_flags(cfg, m.variant)
     experts = [layout.seme_dir(point, flags["temporal_coherence"]), layout.dete_dir(point, m.variant)]
     return experts if m.semantic is None else [layout.trainer_dir(run, VCM.name), *experts]
+
+
+def phase_count(cfg: dict, name: str, steps: int) -> int:
+    """How many phases method `name` cuts the teacher grid into at `steps` steps: 1 for the teacher and LCM (the
+    whole grid), PCM's pcm.phases (`steps` when it is 'steps'), 2 for the variants and mixes (split at kappa)."""
+    return len(PhaseSchedule.from_config(cfg).edges(method(cfg, name).cut, steps)) - 1
+
+
+def trained_phases(cfg: dict, phases: int | None) -> int:
+    """The phase count a per-phase-count trainer (pcm) trains: its --phases, else a fixed pcm.phases."""
+    configured = PhaseSchedule.from_config(cfg).pcm_phases
+    if phases is None and configured == PHASES_PER_STEP:
+        raise DCMError(f"pcm.phases is {PHASES_PER_STEP!r} (one network per sampling step count): give --phases P, "
+                       "the phase count to train")
+    return configured if phases is None else phases
+
+
+def check_phases(cfg: dict, phases: int) -> None:
+    """An error naming --phases when the teacher grid cannot be cut into `phases` uniform phases."""
+    num_steps = PhaseSchedule.from_config(cfg).num_steps
+    problem = phases_problem(num_steps, phases)
+    if problem:
+        raise DCMError(f"--phases {phases}: {problem} (schedule.num_steps={num_steps})")
 
 
 def experiment(cfg: dict, name: str) -> str:
@@ -162,10 +191,12 @@ def check_request(cfg: dict, name: str, steps: int) -> Method:
 # The sample sets the workflow builds, each once, in a fixed order.
 
 def check_arguments(cfg: dict, args: dict) -> None:
-    """Refuse a method, step count or variant the config cannot run (a stage's options, or a workflow job's
-    wildcards), before any work or tracking starts."""
+    """Refuse a method, step count, variant or phase count the config cannot run (a stage's options, or a workflow
+    job's wildcards), before any work or tracking starts."""
     if "variant" in args:
         variant_flags(cfg, args["variant"])
+    if "phases" in args:
+        check_phases(cfg, int(args["phases"]))
     if "method" in args:
         if "steps" in args:
             check_request(cfg, args["method"], int(args["steps"]))

@@ -9,14 +9,16 @@ are computed on first use.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from functools import cached_property
 
 from dcm.errors import DCMError
 
-#: how a method cuts the teacher grid into phases (a method's `phases` in dcm/methods.py)
+#: how a method cuts the teacher grid into phases (a method's `cut` in dcm/methods.py)
 CUTS = ("whole", "experts", "pcm")
+#: pcm.phases for official PCM: one network per sampling step count K, trained with K phases
+PHASES_PER_STEP = "steps"
 
 
 def _rounded_linspace(hi: int, lo: int, intervals: int) -> list[int]:
@@ -26,9 +28,17 @@ def _rounded_linspace(hi: int, lo: int, intervals: int) -> list[int]:
 
 def uniform_edges(num_steps: int, phases: int) -> list[int]:
     """`phases` sub-trajectories of near-equal length on the grid, as descending edges [N, ..., 0] (PCM)."""
-    if not 1 <= phases <= num_steps:
-        raise DCMError(f"phases={phases} must lie in 1..{num_steps}")
+    problem = phases_problem(num_steps, phases)
+    if problem:
+        raise DCMError(f"phases={phases}: {problem}")
     return _rounded_linspace(num_steps, 0, phases)
+
+
+def phases_problem(num_steps: int, phases: int) -> str | None:
+    """Why a grid of `num_steps` intervals cannot be cut into `phases` uniform phases, or None when it can."""
+    if not 1 <= phases <= num_steps:
+        return f"a phase count must lie in 1..{num_steps}, one grid interval at least per phase"
+    return None
 
 
 @dataclass(frozen=True)
@@ -38,7 +48,7 @@ class PhaseSchedule:
     num_steps: int  # N: intervals of the teacher grid
     kappa: int  # phase boundary index: semantic phase [kappa, N], detail phase [0, kappa]
     shift: float  # timestep shift of the flow-matching grid
-    pcm_phases: int  # PCM's number of sub-trajectories (pcm.phases)
+    pcm_phases: int | str  # PCM's number of sub-trajectories (pcm.phases), or PHASES_PER_STEP: one per step
     backbone: str = "tiny"  # backbone.name: whose pipeline builds the grid (dcm/grids.py)
 
     @classmethod
@@ -48,14 +58,28 @@ class PhaseSchedule:
         return cls(schedule["num_steps"], schedule["kappa"], schedule["shift"], cfg["pcm"]["phases"],
                    cfg["backbone"]["name"])
 
-    def edges(self, cut: str) -> list[int]:
-        """Descending phase edges: whole [N, 0]; experts [N, kappa, 0]; pcm `pcm_phases` near-equal phases."""
+    def pcm_phase_count(self, steps: int | None = None) -> int:
+        """PCM's phase count for a `steps`-step sampler: a fixed pcm.phases, else `steps` (one phase per step)."""
+        if self.pcm_phases != PHASES_PER_STEP:
+            return self.pcm_phases
+        if steps is None:
+            raise DCMError(f"pcm.phases={PHASES_PER_STEP}: PCM's edges follow the sampling step count, and none was "
+                           "given")
+        return steps
+
+    def with_pcm_phases(self, phases: int) -> "PhaseSchedule":
+        """The same grid with PCM cut into `phases` phases: the schedule of PCM's network of that phase count."""
+        return replace(self, pcm_phases=phases)
+
+    def edges(self, cut: str, steps: int | None = None) -> list[int]:
+        """Descending phase edges: whole [N, 0]; experts [N, kappa, 0]; pcm near-equal phases, as many as
+        `pcm_phase_count(steps)`."""
         if cut == "whole":
             return [self.num_steps, 0]
         if cut == "experts":
             return [self.num_steps, self.kappa, 0]
         if cut == "pcm":
-            return uniform_edges(self.num_steps, self.pcm_phases)
+            return uniform_edges(self.num_steps, self.pcm_phase_count(steps))
         raise DCMError(f"unknown phase cut {cut!r}; known: {', '.join(CUTS)}")
 
     @property
@@ -91,10 +115,13 @@ class PhaseSchedule:
 
     def step_problem(self, cut: str, steps: int) -> str | None:
         """Why a `steps`-step sampler cannot be laid on this cut of the grid, or None when it can."""
-        edges = self.edges(cut)
-        phases = len(edges) - 1
         if steps < 1:
             return "a step count must be at least 1"
+        misfit = phases_problem(self.num_steps, self.pcm_phase_count(steps)) if cut == "pcm" else None
+        if misfit:
+            return f"PCM's {self.pcm_phase_count(steps)} phases: {misfit} ({self.cut_keys(cut)})"
+        edges = self.edges(cut, steps)
+        phases = len(edges) - 1
         if steps % phases:
             return f"it is not a multiple of the {phases} phases of edges {edges} ({self.cut_keys(cut)})"
         per_phase = steps // phases
@@ -110,7 +137,7 @@ class PhaseSchedule:
         problem = self.step_problem(cut, steps)
         if problem:
             raise DCMError(f"{steps} sampling steps: {problem}")
-        edges = self.edges(cut)
+        edges = self.edges(cut, steps)
         per_phase = steps // (len(edges) - 1)
         schedule = [edges[0]]
         for hi, lo in zip(edges[:-1], edges[1:]):
@@ -143,4 +170,4 @@ class PhaseSchedule:
 
     def at_kappa(self, kappa: int) -> "PhaseSchedule":
         """The same grid cut at another kappa (a point of the kappa sweep)."""
-        return PhaseSchedule(self.num_steps, kappa, self.shift, self.pcm_phases, self.backbone)
+        return replace(self, kappa=kappa)

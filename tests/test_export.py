@@ -84,16 +84,12 @@ def test_exported_pcm_samples_like_the_project_sampler(wan, tmp_path):
     assert torch.allclose(_pipeline_latents(tmp_path / "pcm", noise, cond, 4), ours, atol=1e-5)
 
 
-def _export_random_dcm(tmp_path, config_name: str, build, num_steps: int = N, kappa: int = KAPPA) -> tuple[dict, object]:
-    """(config, backbone) after the export stage ran on a tiny random pipeline of `config_name`'s backbone, with
-    the teacher as SemE and a random DetE (non-zero LoRA and copied layers) as the seme and dete stages' files."""
-    from dcm import layout
+def _random_pretrained_run(tmp_path, config_name: str, build, num_steps: int, kappa: int) -> tuple:
+    """(config, backbone, teacher network) of a run of `config_name` on a tiny random pipeline of its backbone,
+    sampling 4 and 8 steps."""
     from dcm.backbones import load_teacher, teacher_network_dir
     from dcm.backbones.diffusers_backbone import write_pointer
     from dcm.config import load_config
-    from dcm.experts import detail_state_dict
-    from dcm.io import save_tensors, write_json
-    from dcm.stages import export
     from tests.test_backbones import REPO
 
     torch.manual_seed(0)
@@ -104,7 +100,35 @@ def _export_random_dcm(tmp_path, config_name: str, build, num_steps: int = N, ka
         "backbone.max_sequence_length=8", f"schedule.num_steps={num_steps}", f"schedule.kappa={kappa}",
         "sampling.steps=[4, 8]", f"sampling.teacher_steps={num_steps}", "tracking.enabled=false"])
     write_pointer(teacher_network_dir(cfg), tmp_path / "pipeline")
-    backbone, teacher_net = load_teacher(cfg)
+    return (cfg, *load_teacher(cfg))
+
+
+def test_export_stage_writes_pcms_network_of_the_first_step_count_with_its_phase_count(tmp_path):
+    """With pcm.phases 'steps', `export --method pcm` takes the 4-phase network that PCM-4 samples (sampling.steps[0])
+    and its scheduler keeps those 4 phases: 4 pipeline steps are the project's PCM-4 sampler."""
+    from dcm import layout
+    from dcm.stages import export
+
+    cfg, backbone, teacher_net = _random_pretrained_run(tmp_path, "wan2.1-t2v-1.3b.yaml", build_wan, N, KAPPA)
+    backbone.save_network(teacher_net, layout.phased_trainer_dir(layout.run_dir(cfg), "pcm", 4) / layout.NETWORK)
+    export.run(cfg, method="pcm")
+    directory = layout.run_dir(cfg) / "export" / "pcm"
+    assert WanPipeline.from_pretrained(str(directory)).scheduler.config.phase_schedule["pcm_phases"] == 4
+    cond = backbone.encode_prompts(["a red cat runs"])
+    noise = torch.randn(1, *backbone.latent_shape, generator=torch.Generator().manual_seed(2))
+    ours = project_sampler(cfg, "pcm", 4, backbone)(noise, cond, [2])
+    assert torch.allclose(_pipeline_latents(directory, noise, cond, 4), ours, atol=1e-5)
+
+
+def _export_random_dcm(tmp_path, config_name: str, build, num_steps: int = N, kappa: int = KAPPA) -> tuple[dict, object]:
+    """(config, backbone) after the export stage ran on a tiny random pipeline of `config_name`'s backbone, with
+    the teacher as SemE and a random DetE (non-zero LoRA and copied layers) as the seme and dete stages' files."""
+    from dcm import layout
+    from dcm.experts import detail_state_dict
+    from dcm.io import save_tensors, write_json
+    from dcm.stages import export
+
+    cfg, backbone, teacher_net = _random_pretrained_run(tmp_path, config_name, build, num_steps, kappa)
     point = layout.own_point(cfg)
     backbone.save_network(copy.deepcopy(teacher_net), layout.seme_dir(point, True) / layout.NETWORK)
     detail = attach_detail_expert(copy.deepcopy(teacher_net), backbone, rank=2, alpha=4)

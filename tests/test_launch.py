@@ -117,7 +117,7 @@ def test_slurm_dry_run_of_real_configs(tmp_path, config, training):
     cfg_ = load_config(REPO / "config" / config)
     assert not (REPO / cfg_["backbone"]["pretrained"]).exists()  # the dry run needs no weights
     jobs = _dry_run_jobs(config, tmp_path)
-    for rule in ("seme", "dete", "baseline"):
+    for rule in ("seme", "dete", "baseline", "phased_baseline"):
         line, shell = jobs[rule]
         assert resources in line, (rule, line)
         assert srun in shell and torchrun in shell, (rule, shell)

@@ -22,6 +22,7 @@ def test_static_methods_and_trainers(cfg):
     assert set(methods.TRAINERS) == {"vcm", "lcm", "pcm"}
     assert methods.method(cfg, "pcm").cut == "pcm" and methods.method(cfg, "teacher").trainer is None
     assert methods.TRAINERS["lcm"].reads == ("seed", "backbone", "schedule", "distill", "lcm")
+    assert [name for name, t in methods.TRAINERS.items() if t.per_phase_count] == ["pcm"]
 
 
 def test_variants_and_mixes_are_methods_of_the_config(cfg):
@@ -42,11 +43,40 @@ def test_variants_and_mixes_are_methods_of_the_config(cfg):
 
 def test_networks_each_method_samples(cfg):
     run, point = Path("/r/tiny"), Path("/r/tiny/kappa/20")
-    networks = lambda name, p=run: methods.networks(cfg, methods.method(cfg, name), run, p)
+    networks = lambda name, p=run, steps=4: methods.networks(cfg, methods.method(cfg, name), run, p, steps)
     assert networks("teacher") == [] and networks("lcm") == [run / "lcm"] and networks("vcm") == [run / "vcm"]
+    assert networks("lcm", steps=8) == [run / "lcm"]  # one LCM network for every step count
     assert networks("dcm", point) == [point / "seme" / "tc", point / "dete" / "dcm"]
     assert networks("od_pe") == [run / "seme" / "plain", run / "dete" / "od_pe"]
     assert networks("seme+vcm") == [run / "vcm", run / "seme" / "plain", run / "dete" / "od"]
+
+
+def test_each_pcm_step_count_samples_the_network_of_its_own_phase_count(cfg):
+    run, pcm = Path("/r/tiny"), methods.method(cfg, "pcm")
+    assert [methods.networks(cfg, pcm, run, run, k) for k in (4, 8)] == [[run / "pcm" / "4"], [run / "pcm" / "8"]]
+    fixed = load_config(DEFAULT, ["results_dir=/r", "pcm.phases=4"])  # the structure control: one network
+    assert [methods.networks(fixed, pcm, run, run, k) for k in (4, 8)] == [[run / "pcm" / "4"]] * 2
+
+
+def test_phase_count_of_each_method(cfg):
+    counts = {name: methods.phase_count(cfg, *layout.parse_sample_set(name)) for name in methods.table1_sets(cfg)}
+    assert counts == {"teacher-50": 1, "teacher-4": 1, "lcm-4": 1, "pcm-4": 4, "dcm-4": 2,
+                      "teacher-8": 1, "lcm-8": 1, "pcm-8": 8, "dcm-8": 2}
+    assert {methods.phase_count(cfg, v, 4) for v in cfg["variants"]} == {2}
+    assert methods.phase_count(cfg, "seme+vcm", 4) == 2
+    fixed = load_config(DEFAULT, ["results_dir=/r", "pcm.phases=2"])
+    assert [methods.phase_count(fixed, "pcm", k) for k in (2, 4, 8)] == [2, 2, 2]
+
+
+def test_the_phase_count_pcm_trains(cfg):
+    assert methods.trained_phases(cfg, 8) == 8
+    assert methods.trained_phases(load_config(DEFAULT, ["results_dir=/r", "pcm.phases=2"]), None) == 2
+    with pytest.raises(DCMError, match="pcm.phases is 'steps' .*: give --phases P"):
+        methods.trained_phases(cfg, None)
+    methods.check_arguments(cfg, {"phases": "50"})
+    for bad in (0, 51):
+        with pytest.raises(DCMError, match=f"--phases {bad}: a phase count must lie in 1..50"):
+            methods.check_arguments(cfg, {"phases": bad})
 
 
 def test_sample_sets_the_workflow_builds(cfg):
@@ -107,3 +137,25 @@ def test_the_seme_plus_dete_mix_is_dcm_with_semes_weights_loaded_once(tmp_path):
         out[name] = build_sampler(request)(noise, cond, [1])
     assert torch.equal(out["dcm"], out["seme+dete@dcm"])
     assert loads == [layout.seme_dir(layout.run_dir(cfg), "tc") / layout.NETWORK] * 2  # SemE once per sampler
+
+
+def test_pcm_4_and_pcm_8_sample_their_own_networks_on_their_own_phases(tmp_path):
+    from benchmarks.run import random_run
+    from dcm.backbones import load_backbone, teacher_network_dir
+    from dcm.method_samplers import SamplerRequest, build_sampler
+    from dcm.schedule import PhaseSchedule
+
+    cfg = load_config(SMOKE, [f"results_dir={tmp_path}", "tracking.enabled=false"])
+    random_run(cfg, (4, 8))
+    backbone = load_backbone(cfg, teacher_network_dir(cfg))
+    loads, load_network = [], backbone.load_network
+    backbone.load_network = lambda path: loads.append(path) or load_network(path)
+    schedules = {}
+    for steps in (4, 8):
+        request = SamplerRequest(cfg, methods.check_request(cfg, "pcm", steps), steps, PhaseSchedule.from_config(cfg),
+                                 backbone, layout.run_dir(cfg), layout.own_point(cfg))
+        build_sampler(request)
+        schedules[steps] = request.schedule
+    run = layout.run_dir(cfg)
+    assert loads == [run / "pcm" / "4" / layout.NETWORK, run / "pcm" / "8" / layout.NETWORK]
+    assert schedules == {4: [10, 8, 5, 2, 0], 8: [10, 9, 8, 6, 5, 4, 2, 1, 0]}  # one step per phase, N = 10

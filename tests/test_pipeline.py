@@ -19,7 +19,7 @@ METHODS = {"teacher-10", "teacher-4", "lcm-4", "pcm-4", "vcm-4", "od-4", "dcm-4"
 
 def test_every_stage_wrote_its_outputs(smoke_run):
     for stage in ("dataset", "teacher", "trajectories", "seme/tc", "seme/plain", "dete/dcm", "dete/od", "vcm", "lcm",
-                  "pcm", "weightdiff", "compare"):
+                  "pcm/4", "weightdiff", "compare"):
         assert (smoke_run / stage / "config.resolved.yaml").is_file(), stage
     assert {p.name for p in (smoke_run / "samples").iterdir()} == METHODS
     assert not list(smoke_run.rglob("*.partial")) and not list(smoke_run.rglob("checkpoint"))
@@ -129,6 +129,7 @@ def test_tables_one_and_three_are_built_from_the_scores(smoke_run):
         table1 = list(csv.DictReader(f))
     assert [(r["method"], r["steps"]) for r in table1] == [("teacher", "10"), ("teacher", "4"), ("lcm", "4"),
                                                           ("pcm", "4"), ("dcm", "4")]
+    assert [r["phases"] for r in table1] == ["1", "1", "1", "4", "2"]  # PCM-4: one network of 4 phases
     per_seed = [s["total"] for s in read_json(smoke_run / "eval" / "dcm-4" / "scores.json")["per_seed"]]
     assert float(table1[-1]["total"]) == pytest.approx(100 * sum(per_seed) / len(per_seed))
     assert float(table1[0]["speedup"]) == 1.0

@@ -18,7 +18,11 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 # (overrides of the smoke config, text the one-line error must contain)
 BAD_CONFIGS = [
-    (["sampling.steps=[4, 3]"], "sampling.steps contains 3: pcm-3 cannot be sampled"),
+    # pcm-3 has 3 phases; the first variant (YAML order) of the 2-phase cut is refused
+    (["sampling.steps=[4, 3]"], "-3 cannot be sampled: it is not a multiple of the 2 phases"),
+    (["sampling.steps=[4, 3]", "pcm.phases=4"], "sampling.steps contains 3: pcm-3 cannot be sampled"),
+    (["pcm.phases=0"], "invalid value at 'pcm.phases'"),
+    (["pcm.phases=all"], "invalid value at 'pcm.phases'"),
     (["sampling.steps=[6]", "tables.ablation_steps=6", "pcm.phases=4"], "sampling.steps contains 6: pcm-6"),
     (["pcm.phases=3"], "sampling.steps contains 4: pcm-4 cannot be sampled: it is not a multiple of the 3 phases"),
     (["sampling.steps=[4, 5]"], "sampling.steps contains 5"),
@@ -62,7 +66,10 @@ BAD_ARGUMENTS = [
     (["sample", "--method", "teacher", "--steps", "0"], "--steps 0: teacher-0 cannot be sampled: a step count"),
     (["sample", "--method", "dcm", "--steps", "-2"], "--steps -2"),
     (["sample", "--method", "dcm", "--steps", "3"], "--steps 3: dcm-3 cannot be sampled"),
-    (["sample", "--method", "pcm", "--steps", "12"], "--steps 12: pcm-12"),
+    (["sample", "--method", "pcm", "--steps", "12"], "--steps 12: pcm-12 cannot be sampled: PCM's 12 phases"),
+    (["pcm"], "pcm.phases is 'steps' (one network per sampling step count): give --phases P"),
+    (["pcm", "--phases", "0"], "--phases 0: a phase count must lie in 1..10"),
+    (["pcm", "--phases", "11"], "--phases 11: a phase count must lie in 1..10"),
     (["evaluate", "--method", "sd3", "--steps", "4"], "unknown method 'sd3'; known: teacher, lcm, pcm"),
     (["sample", "--method", "seme+lcm", "--steps", "4"], "mixed method 'seme+lcm'"),
     (["seme", "--variant", "nope"], "unknown variant 'nope'"),
@@ -88,6 +95,7 @@ BAD_TARGETS = [
     ("samples/sd3-4", "a target asks for method=sd3, steps=4: unknown method 'sd3'; known: teacher, lcm, pcm"),
     ("eval/dcm-3", "a target asks for method=dcm, steps=3: --steps 3: dcm-3 cannot be sampled"),
     ("samples/pcm-12", "pcm-12 cannot be sampled"),
+    ("pcm/11", "a target asks for baseline=pcm, phases=11: --phases 11: a phase count must lie in 1..10"),
     ("dete/nope", "a target asks for variant=nope: unknown variant 'nope'"),
     ("kappa/4/samples/pcm-4", "--kappa 4 applies to methods made of SemE and DetE only"),
     ("kappa/99/samples/dcm-4", "kappa 99: schedule.kappa=99 is outside the teacher grid"),

@@ -8,6 +8,7 @@ from dcm.errors import DCMError
 from dcm.schedule import PhaseSchedule, uniform_edges
 
 HUNYUAN = PhaseSchedule(num_steps=50, kappa=38, shift=17.0, pcm_phases=4)
+OFFICIAL_PCM = PhaseSchedule(num_steps=50, kappa=38, shift=17.0, pcm_phases="steps")  # one phase per step
 
 
 def test_edges_of_each_cut():
@@ -28,6 +29,34 @@ def test_dcm_schedule_is_the_authors_grid():
     assert eight == [50, 47, 44, 41, 38, 28, 19, 10, 0]  # 28.5 -> 28 and 9.5 -> 10: half to even
     assert HUNYUAN.few_step("whole", 4) == [50, 38, 25, 12, 0]
     assert HUNYUAN.few_step("pcm", 8) == [50, 44, 38, 32, 25, 18, 12, 6, 0]
+
+
+@pytest.mark.parametrize("steps,edges", [
+    (2, [50, 25, 0]),
+    (4, [50, 38, 25, 12, 0]),  # 37.5 and 12.5 round half to even
+    (8, [50, 44, 38, 31, 25, 19, 12, 6, 0]),  # 43.75, 37.5, 31.25, 18.75, 12.5, 6.25
+])
+def test_pcm_with_a_phase_per_step_jumps_once_to_each_of_k_uniform_edges(steps, edges):
+    assert OFFICIAL_PCM.pcm_phase_count(steps) == steps
+    assert OFFICIAL_PCM.edges("pcm", steps) == edges
+    assert OFFICIAL_PCM.step_problem("pcm", steps) is None
+    assert OFFICIAL_PCM.few_step("pcm", steps) == edges
+    assert OFFICIAL_PCM.with_pcm_phases(steps).edges("pcm") == edges  # the schedule the pcm stage trains on
+
+
+def test_a_fixed_pcm_phase_count_keeps_its_edges_at_every_step_count():
+    assert HUNYUAN.pcm_phase_count(8) == 4 and HUNYUAN.edges("pcm", 8) == [50, 38, 25, 12, 0]
+    assert HUNYUAN.few_step("pcm", 8) != OFFICIAL_PCM.few_step("pcm", 8)  # two steps per phase, not eight phases
+    assert "not a multiple of the 4 phases" in HUNYUAN.step_problem("pcm", 2)
+    assert OFFICIAL_PCM.step_problem("pcm", 2) is None
+
+
+def test_pcm_with_a_phase_per_step_refuses_more_phases_than_grid_intervals():
+    problem = OFFICIAL_PCM.step_problem("pcm", 51)
+    assert "PCM's 51 phases: a phase count must lie in 1..50" in problem
+    assert "(pcm.phases=steps, schedule.num_steps=50)" in problem
+    with pytest.raises(DCMError, match="pcm.phases=steps: PCM's edges follow the sampling step count"):
+        OFFICIAL_PCM.edges("pcm")
 
 
 def test_phase_of_an_index_switches_at_kappa():

@@ -35,9 +35,10 @@ def test_table1_rows_compare_every_method_with_the_teacher(tmp_path):
     assert sets == ["teacher-50", "teacher-4", "lcm-4", "pcm-4", "dcm-4"]
     write_json(tmp_path / "latency.json", {"per_video": {name: {"median_s": t, "seconds": [t, t]} for name in sets
                                                          for t in [5.0 if name == "teacher-50" else 0.5]}})
-    rows = table1_rows(tmp_path / "eval", tmp_path / "latency.json", sets, "dcm").to_dict("records")
-    assert [(r["method"], r["steps"]) for r in rows] == [("teacher", 50), ("teacher", 4), ("lcm", 4), ("pcm", 4),
-                                                        ("dcm", 4)]
+    phases = {"teacher-50": 1, "teacher-4": 1, "lcm-4": 1, "pcm-4": 4, "dcm-4": 2}
+    rows = table1_rows(tmp_path / "eval", tmp_path / "latency.json", sets, "dcm", phases).to_dict("records")
+    assert [(r["method"], r["steps"], r["phases"]) for r in rows] == [("teacher", 50, 1), ("teacher", 4, 1),
+                                                                     ("lcm", 4, 1), ("pcm", 4, 4), ("dcm", 4, 2)]
     dcm = rows[-1]
     assert dcm["speedup"] == pytest.approx(10.0)
     assert dcm["total"] == pytest.approx(81.0) and dcm["quality"] == pytest.approx(91.0)
@@ -49,7 +50,7 @@ def test_table1_rows_compare_every_method_with_the_teacher(tmp_path):
     assert lcm["paired_p"] == pytest.approx(2 / 16)
     assert rows[1]["paired_diff"] == pytest.approx(30.0)  # the teacher's own 4-step solve
     assert pd.isna(dcm["paired_diff"]) and pd.isna(rows[0]["paired_diff"])  # itself; no DCM at 50 steps
-    assert "| lcm | 4 | 0.5 | 10 | 61.00 ± 1.41 |" in to_markdown(rows)
+    assert "| lcm | 4 | 1 | 0.5 | 10 | 61.00 ± 1.41 |" in to_markdown(rows)
     assert "+20.00 [+20.00, +20.00] | 0.125 |" in to_markdown(rows)
 
 
@@ -60,7 +61,8 @@ def test_table1_refuses_a_latency_file_without_one_of_its_sets(tmp_path):
     _write_set(tmp_path, "dcm-4", [0.8])
     write_json(tmp_path / "latency.json", {"per_video": {"teacher-50": {"median_s": 1.0}}})
     with pytest.raises(DCMError, match=r"has no latency for \['dcm-4'\]: rerun the 'latency' stage"):
-        table1_rows(tmp_path / "eval", tmp_path / "latency.json", ["teacher-50", "dcm-4"], "dcm")
+        table1_rows(tmp_path / "eval", tmp_path / "latency.json", ["teacher-50", "dcm-4"], "dcm",
+                    {"teacher-50": 1, "dcm-4": 2})
 
 
 def test_table3_rows_carry_the_ablation_switches(tmp_path):
@@ -68,7 +70,7 @@ def test_table3_rows_carry_the_ablation_switches(tmp_path):
                 "dcm": dict(decouple=True, parameter_efficient=True, temporal_coherence=True, gan=True)}
     _write_set(tmp_path, "vcm-4", [0.7], [0.7, 0.7, 0.8])
     _write_set(tmp_path, "dcm-4", [0.8], [0.8, 0.7, 0.9])
-    frame = table3_rows(tmp_path / "eval", variants, 4, {"dcm": {"extra": 25, "backbone": 250}})
+    frame = table3_rows(tmp_path / "eval", variants, 4, {"dcm": {"extra": 25, "backbone": 250}}, {"vcm": 2, "dcm": 2})
     rows = frame.to_dict("records")
     assert [r["row"] for r in rows] == ["(1)", "(2)"]
     assert [(r["extra_params"], r["extra_params_pct"]) for r in rows] == [(0, 0.0), (25, 10.0)]  # vcm adds none
@@ -78,10 +80,11 @@ def test_table3_rows_carry_the_ablation_switches(tmp_path):
     assert 0.0 <= rows[1]["paired_low"] <= rows[1]["paired_high"] <= 10.0
     assert (rows[0]["OD"], rows[1]["OD"], rows[1]["GF"]) == (False, True, True)
     markdown = to_markdown(rows)
-    assert "| (2) | dcm | ✓ | ✓ | ✓ | ✓ | 4 | 80.00 ± 0.00 |" in markdown
+    assert "| (2) | dcm | ✓ | ✓ | ✓ | ✓ | 4 | 2 | 80.00 ± 0.00 |" in markdown
     assert "total_std" not in markdown
     frame.to_csv(tmp_path / "t.csv", index=False)
-    assert (tmp_path / "t.csv").read_text().splitlines()[0].startswith("row,variant,OD,PE,TC,GF,steps,total,total_std")
+    header = (tmp_path / "t.csv").read_text().splitlines()[0]
+    assert header.startswith("row,variant,OD,PE,TC,GF,steps,phases,total,total_std")
 
 
 def test_missing_scores_name_the_file(tmp_path):
@@ -89,7 +92,7 @@ def test_missing_scores_name_the_file(tmp_path):
 
     with pytest.raises(DCMError, match="scores.json"):
         table3_rows(tmp_path / "eval", {"vcm": dict(decouple=False, parameter_efficient=False,
-                                                    temporal_coherence=False, gan=False)}, 4, {})
+                                                    temporal_coherence=False, gan=False)}, 4, {}, {"vcm": 2})
 
 
 def test_kappa_sweep_rows_read_each_points_scores_in_kappa_order(tmp_path):
@@ -101,3 +104,30 @@ def test_kappa_sweep_rows_read_each_points_scores_in_kappa_order(tmp_path):
     assert rows[1]["total"] == pytest.approx(72.0) and rows[1]["semantic"] == pytest.approx(62.0)
     assert rows[1]["total_std"] == pytest.approx(8 ** 0.5)  # values 70 and 74
     assert "| 30 | ✓ | 72.00 ± 2.83 |" in to_markdown(rows)
+
+
+def test_the_tables_stage_writes_each_rows_phase_count_to_csv_json_and_markdown(tmp_path):
+    from dcm import layout
+    from dcm.config import load_config
+    from dcm.io import read_json
+    from dcm.stages import tables
+    from tests.helpers import SMOKE
+
+    cfg = load_config(SMOKE, [f"results_dir={tmp_path}", "tracking.enabled=false"])
+    run = layout.run_dir(cfg)
+    sets = table1_sets(cfg)
+    for name in {*sets, *(f"{v}-4" for v in cfg["variants"])}:
+        _write_set(run, name, [0.5, 0.6])
+    write_json(layout.latency_dir(run) / layout.LATENCY, {"per_video": {n: {"median_s": 1.0, "seconds": [1.0]}
+                                                                        for n in sets}})
+    for variant in ("od", "dcm"):
+        write_json(layout.dete_dir(run, variant) / layout.PARAMETERS, {"extra": 1, "backbone": 10})
+    expected = {"1": [1, 1, 1, 4, 2], "3": [2, 2, 2]}  # teacher-10, teacher-4, lcm-4, pcm-4, dcm-4; vcm, od, dcm
+    for table, phases in expected.items():
+        tables.run(cfg, table)
+        out = layout.table_dir(run, table)
+        assert pd.read_csv(out / f"{out.name}.csv")["phases"].tolist() == phases
+        assert [r["phases"] for r in read_json(out / f"{out.name}.json")["rows"]] == phases
+        markdown = (out / f"{out.name}.md").read_text().splitlines()
+        column = markdown[0].split(" | ").index("phases")
+        assert [int(line.split(" | ")[column]) for line in markdown[2:]] == phases

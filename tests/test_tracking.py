@@ -28,6 +28,7 @@ def test_every_stage_run_is_tracked_with_tags_params_and_parent(client):
     children = [r for r in runs if r.data.tags["mlflow.parentRunId"] == first.info.run_id]
     assert {"dataset", "teacher", "trajectories", "seme", "dete", "vcm", "lcm", "pcm", "sample"} <= {
         r.data.tags["stage"] for r in children}
+    assert [r.info.run_name for r in children if r.data.tags["stage"] == "pcm"] == ["pcm-4"]  # its phase count
     assert {r.data.tags["mlflow.parentRunId"] for r in runs} <= {r.info.run_id for r in workflow}
     for run in runs:
         assert run.data.tags["git_commit"] and run.data.tags["seed"] == "0"
@@ -50,6 +51,15 @@ def test_training_metrics_and_sample_artifacts(client):
 def test_ablation_variants_go_to_the_table3_experiment(client):
     runs = _runs(client, "smoke/table3-ablations")
     assert {r.data.tags.get("variant") or r.data.tags["stage"] for r in runs} >= {"od", "vcm"}
+
+
+def test_each_pcm_network_has_its_own_run_named_by_its_phase_count(tmp_path):
+    cfg = load_config(SMOKE, [f"results_dir={tmp_path}"])
+    for phases in (4, 8):  # as `python -m dcm pcm --phases P` opens it
+        with tracking.stage_run(cfg, "pcm", phases=phases, kappa=None):
+            pass
+    runs = _runs(MlflowClient(tracking.tracking_uri(cfg)), "smoke/table1")
+    assert sorted((r.info.run_name, r.data.tags["phases"]) for r in runs) == [("pcm-4", "4"), ("pcm-8", "8")]
 
 
 def test_unreachable_store_is_given_up_within_seconds_and_the_stage_still_runs(tmp_path, monkeypatch):

@@ -1,11 +1,13 @@
 """The Snakemake workflow on the smoke config: every rule runs, a rerun does nothing, bad configs are
 refused at validation with the key named."""
 
+import re
+
 import pytest
 import yaml
 
 from dcm.io import read_json
-from tests.helpers import SMOKE, snakemake
+from tests.helpers import REPO, SMOKE, snakemake
 
 
 def test_every_rule_ran_with_log_and_benchmark(smoke_run):
@@ -66,3 +68,44 @@ def test_report_holds_the_tables_and_figures(smoke_run):
     for name in ("table1.md", "table3.md", "kappa_sweep.md", "fig2_noise_probe.png", "fig10_trajectory_distance.png",
                  "fig10_kappa_sweep.png"):
         assert name in html, name
+
+
+def _planned_jobs(config, results) -> list[dict]:
+    """Rule, wildcards, inputs, output and shell command of every job of a forced dry run of `config`."""
+    proc = snakemake("-n", "--forceall", "--configfile", str(config), "--config", f"results_dir={results}", timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    jobs = []
+    for block in re.split(r"\n(?=rule \w+:)", proc.stdout):
+        rule = re.match(r"rule (\w+):", block)
+        if rule:
+            field = dict(re.findall(r"^\s+(\w+): (.*)$", block, re.M))
+            wildcards = dict(pair.split("=", 1) for pair in field.get("wildcards", "").split(", ") if pair)
+            shell = re.search(r"^Shell command: (.*)$", block, re.M)
+            jobs.append({"rule": rule.group(1), "wildcards": wildcards, "input": field.get("input", "").split(", "),
+                         "output": field.get("output"), "shell": shell.group(1) if shell else None})
+    return jobs
+
+
+def test_the_default_plans_one_pcm_network_per_step_count_and_samples_each_from_its_own(tmp_path):
+    run = tmp_path / "tiny"
+    jobs = _planned_jobs(REPO / "config" / "config.yaml", tmp_path)
+    pcm = {job["output"]: job for job in jobs if job["rule"] == "phased_baseline"}
+    assert set(pcm) == {f"{run}/pcm/4", f"{run}/pcm/8"}
+    for phases in ("4", "8"):
+        job = pcm[f"{run}/pcm/{phases}"]
+        assert job["wildcards"] == {"baseline": "pcm", "phases": phases}
+        shell = job["shell"]
+        assert " -m dcm pcm --config " in shell and f" --phases {phases} > {run}/logs/pcm-{phases}.log" in shell
+    inputs = {job["wildcards"]["steps"]: job["input"] for job in jobs
+              if job["rule"] == "sample" and job["wildcards"].get("method") == "pcm"}
+    assert set(inputs) == {"4", "8"}
+    assert f"{run}/pcm/4" in inputs["4"] and f"{run}/pcm/8" not in inputs["4"]
+    assert f"{run}/pcm/8" in inputs["8"] and f"{run}/pcm/4" not in inputs["8"]
+    latency = next(job for job in jobs if job["rule"] == "latency")
+    assert {f"{run}/pcm/4", f"{run}/pcm/8"} <= set(latency["input"])
+    assert not any(job["output"] == f"{run}/pcm" for job in jobs)
+
+
+def test_the_smoke_run_samples_4_steps_so_trains_one_pcm_network(tmp_path):
+    jobs = _planned_jobs(SMOKE, tmp_path)
+    assert [job["output"] for job in jobs if job["rule"] == "phased_baseline"] == [f"{tmp_path}/smoke/pcm/4"]

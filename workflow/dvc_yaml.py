@@ -65,6 +65,8 @@ CURVE_FILE = "metrics.csv"
 CURVE_RULES = {"teacher", "seme", "dete", "baseline"}
 # `use rule X as X_at_kappa` (workflow/rules): rule X at one point of the kappa sweep, configured as X
 SWEEP_SUFFIX = "_at_kappa"
+# other `use rule X as Y` rules configured as X: the training stages that make one network per phase count
+USED_RULES = {"phased_baseline": "baseline"}
 
 
 def snakemake_jobs(configfiles: list[Path]) -> list[dict]:
@@ -105,8 +107,9 @@ def stage_name(job: dict) -> str:
 
 
 def base_rule(job: dict) -> str:
-    """The rule whose settings above a job takes: its own, or X for the kappa sweep's X_at_kappa."""
-    return job["rule_name"].removesuffix(SWEEP_SUFFIX)
+    """The rule whose settings above a job takes: its own, or X for the kappa sweep's X_at_kappa and USED_RULES."""
+    rule = job["rule_name"].removesuffix(SWEEP_SUFFIX)
+    return USED_RULES.get(rule, rule)
 
 
 def repo_relative(path: str | Path, what: str) -> str:

@@ -51,10 +51,11 @@ def paired_columns(scores: dict | None, baseline: dict | None) -> dict:
     return dict(zip(PAIRED, (result["diff"], result["ci_low"], result["ci_high"], result["p_value"])))
 
 
-def table1_rows(eval_dir: Path, latency_file: Path, sets: list[str], focus: str) -> pd.DataFrame:
-    """Table 1: latency (all sets timed interleaved in one job), speed-up over the first set (the full-step
-    teacher), scores of each sample set, and `focus` (the method the table is about) minus each other row at
-    the same step count, paired video by video."""
+def table1_rows(eval_dir: Path, latency_file: Path, sets: list[str], focus: str,
+                phases: dict[str, int]) -> pd.DataFrame:
+    """Table 1: each sample set's phase count (`phases`), latency (all sets timed interleaved in one job),
+    speed-up over the first set (the full-step teacher), scores, and `focus` (the method the table is about)
+    minus each other row at the same step count, paired video by video."""
     timed = read_json(latency_file)["per_video"]
     missing = [name for name in sets if name not in timed]
     if missing:
@@ -64,18 +65,19 @@ def table1_rows(eval_dir: Path, latency_file: Path, sets: list[str], focus: str)
     for name in sets:
         method, steps = parse_sample_set(name)
         against = scores.get(f"{focus}-{steps}") if method != focus else None
-        rows.append({"method": method, "steps": steps, "latency_s": timed[name]["median_s"],
+        rows.append({"method": method, "steps": steps, "phases": phases[name], "latency_s": timed[name]["median_s"],
                      **_score_columns(scores[name]), **paired_columns(against, scores[name])})
     frame = pd.DataFrame(rows)
     speedup = speedups(timed, sets[0])  # paired by round, as the latency stage reports them
-    frame.insert(3, "speedup", [speedup[name] for name in sets])
+    frame.insert(4, "speedup", [speedup[name] for name in sets])
     return frame
 
 
-def table3_rows(eval_dir: Path, variants: dict, steps: int, added: dict[str, dict]) -> pd.DataFrame:
-    """Table 3: one row per ablation variant, its OD/PE/TC/GF switches, scores at `steps` steps, the parameters
-    its detail expert adds (`added[variant]`, from the dete stage; none without OD) and each row minus the one
-    above it, paired video by video."""
+def table3_rows(eval_dir: Path, variants: dict, steps: int, added: dict[str, dict],
+                phases: dict[str, int]) -> pd.DataFrame:
+    """Table 3: one row per ablation variant, its OD/PE/TC/GF switches, phase count (`phases[variant]`), scores
+    at `steps` steps, the parameters its detail expert adds (`added[variant]`, from the dete stage; none without
+    OD) and each row minus the one above it, paired video by video."""
     names = [f"{name}-{steps}" for name in variants]
     scores = _read_scores(eval_dir, names)
     rows = []
@@ -83,6 +85,7 @@ def table3_rows(eval_dir: Path, variants: dict, steps: int, added: dict[str, dic
         extra = added[name] if flags["decouple"] else {"extra": 0, "backbone": None}
         rows.append({"row": f"({number})", "variant": name,
                      **{label: bool(flags[key]) for label, key in ABLATION_FLAGS}, "steps": steps,
+                     "phases": phases[name],
                      **_score_columns(scores[set_name]), "extra_params": extra["extra"],
                      "extra_params_pct": 100 * extra["extra"] / extra["backbone"] if extra["extra"] else 0.0,
                      **paired_columns(scores[set_name], scores[names[number - 2]] if number > 1 else None)})

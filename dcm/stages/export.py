@@ -1,6 +1,7 @@
 """Stage `export`: a distilled student as a diffusers pipeline directory `<run>/export/<method>/` that the stock
 pipeline class loads with `from_pretrained` (dcm/export.py): a DCM variant (SemE + merged DetE, switched at
-kappa), VCM or PCM, for Wan, HunyuanVideo or CogVideoX.
+kappa), VCM or PCM (its network for sampling.steps[0] steps, with that phase count in the scheduler), for Wan,
+HunyuanVideo or CogVideoX.
 
 Wan (WanPipeline switches to transformer_2 at boundary_ratio):
 
@@ -51,10 +52,10 @@ def run(cfg: dict, method: str) -> None:
     if entry.sampler not in (ONE_NETWORK, EXPERTS):
         raise DCMError(f"export --method {method}: only one-network students (PCM, VCM) and SemE + DetE variants "
                        "are exported")
-    phases = PhaseSchedule.from_config(cfg)
+    steps, configured = cfg["sampling"]["steps"][0], PhaseSchedule.from_config(cfg)
+    phases = configured.with_pcm_phases(configured.pcm_phase_count(steps))  # PCM: the network of sampling.steps[0]
     backbone = load_backbone(cfg, layout.require(teacher_network_dir(cfg), "teacher"))
-    request = SamplerRequest(cfg, entry, cfg["sampling"]["steps"][0], phases, backbone, layout.run_dir(cfg),
-                             layout.own_point(cfg))
+    request = SamplerRequest(cfg, entry, steps, phases, backbone, layout.run_dir(cfg), layout.own_point(cfg))
     detail = None
     if entry.sampler == ONE_NETWORK:
         (directory,) = request.networks()

@@ -22,7 +22,7 @@ def entry(cfg: dict, phases: PhaseSchedule, name: str, steps: int) -> dict:
     m = methods.method(cfg, name)
     schedule = phases.few_step(m.cut, steps)
     sigmas, timesteps = phases.grid
-    out = {"edges": phases.edges(m.cut), "schedule": schedule, "sigmas": [float(sigmas[i]) for i in schedule],
+    out = {"edges": phases.edges(m.cut, steps), "schedule": schedule, "sigmas": [float(sigmas[i]) for i in schedule],
            "timesteps": [float(timesteps[i]) for i in schedule],
            "guidance": guidance(cfg["backbone"]) if name == "teacher" else UNGUIDED}
     if m.variant is not None and methods.variant_flags(cfg, m.variant)["decouple"]:  # SemE above kappa, DetE at/below

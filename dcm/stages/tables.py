@@ -8,7 +8,7 @@ import pandas as pd
 from dcm import layout
 from dcm.errors import DCMError
 from dcm.io import atomic_path, read_json, write_json
-from dcm.methods import detail_variants, sweep_set, table1_sets
+from dcm.methods import detail_variants, phase_count, sweep_set, table1_sets
 from dcm.outputs import stage_output
 from dcm.report.tables import kappa_sweep_rows, table1_rows, table3_rows, to_markdown
 from dcm.schedule import PhaseSchedule
@@ -29,14 +29,17 @@ def run(cfg: dict, table: str) -> None:
         raise DCMError(f"unknown table {table!r}: this stage makes tables {list(TABLES)} (Table 2 is `table2`)")
     run_dir = layout.run_dir(cfg)
     if table == "1":
+        sets = table1_sets(cfg)
+        phases = {name: phase_count(cfg, *layout.parse_sample_set(name)) for name in sets}
         rows = table1_rows(layout.require(run_dir / "eval", "evaluate"),
-                           layout.require(layout.latency_dir(run_dir) / layout.LATENCY, "latency"), table1_sets(cfg),
-                           cfg["tables"]["method"])
+                           layout.require(layout.latency_dir(run_dir) / layout.LATENCY, "latency"), sets,
+                           cfg["tables"]["method"], phases)
     elif table == "3":
         added = {name: read_json(layout.require(layout.dete_dir(run_dir, name), "dete") / layout.PARAMETERS)
                  for name in detail_variants(cfg)}
-        rows = table3_rows(layout.require(run_dir / "eval", "evaluate"), cfg["variants"],
-                           cfg["tables"]["ablation_steps"], added)
+        steps = cfg["tables"]["ablation_steps"]
+        rows = table3_rows(layout.require(run_dir / "eval", "evaluate"), cfg["variants"], steps, added,
+                           {name: phase_count(cfg, name, steps) for name in cfg["variants"]})
     else:
         rows = _kappa_sweep(cfg)
     out = layout.table_dir(run_dir, table)

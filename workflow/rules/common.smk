@@ -29,7 +29,10 @@ FIGURE_SETS = methods.figure3_sets(config)
 USERSTUDY_SETS = methods.userstudy_sets(config)
 ANSWERS_DIR = str(layout.answers_dir(config))
 SWEEP_SET = methods.sweep_set(config)  # Fig. 10 (right): the set the kappa sweep scores at each kappa
-TRAINERS = "|".join(methods.TRAINERS)  # the `baseline` wildcard: stages that train one network per run
+# the `baseline` wildcard: training stages that make one network per run (rule baseline), or one per phase count
+# (rule phased_baseline)
+TRAINERS = "|".join(name for name, trainer in methods.TRAINERS.items() if not trainer.per_phase_count)
+PHASED_TRAINERS = "|".join(name for name, trainer in methods.TRAINERS.items() if trainer.per_phase_count)
 
 wildcard_constraints:
     kappa=r"\d+",
@@ -103,15 +106,21 @@ def seme_variant(tc):
 
 
 def method_inputs(wildcards):
-    """What `sample` needs for one method: the training outputs its registry entry names."""
+    """What `sample` needs for one method and step count: the training outputs its registry entry names."""
     entry = methods.method(config, checked(wildcards).method)
-    return [str(p) for p in methods.networks(config, entry, RUN, point_dir(wildcards))]
+    return [str(p) for p in methods.networks(config, entry, RUN, point_dir(wildcards), int(wildcards.steps))]
 
 
 def table1_networks(wildcards):
-    """What `latency` needs: the training outputs of every Table 1 method."""
-    sets = (layout.parse_sample_set(name)[0] for name in TABLE_SETS["1"])
-    return sorted({str(p) for m in sets for p in methods.networks(config, methods.method(config, m), RUN, RUN)})
+    """What `latency` needs: the training outputs of every Table 1 sample set."""
+    sets = map(layout.parse_sample_set, TABLE_SETS["1"])
+    return sorted({str(p) for m, k in sets for p in methods.networks(config, methods.method(config, m), RUN, RUN, k)})
+
+
+def phases_args(wildcards):
+    """The stage option that makes a training job one network per phase count; nothing for one per run."""
+    phases = checked(wildcards).get("phases")
+    return "" if phases is None else f" --phases {int(phases)}"
 
 
 def trainer_sections(wildcards):

@@ -87,6 +87,7 @@ rule baseline:
         baseline=TRAINERS,
     params:
         sections=trainer_sections,
+        phases=phases_args,
     log:
         path(layout.log_file, RUN, "{baseline}"),
     benchmark:
@@ -95,4 +96,17 @@ rule baseline:
     resources:
         **resources_of("baseline"),
     shell:
-        dcm("{wildcards.baseline}", rule="baseline") + " > {log:q} 2>&1"
+        dcm("{wildcards.baseline}", rule="baseline") + "{params.phases} > {log:q} 2>&1"
+
+
+# PCM: one network per phase count, <run>/pcm/<P>/, for each count a planned sample set needs (methods.networks)
+use rule baseline as phased_baseline with:
+    output:
+        directory(path(layout.phased_trainer_dir, RUN, "{baseline}", "{phases}")),
+    wildcard_constraints:
+        baseline=PHASED_TRAINERS,
+        phases=r"\d+",
+    log:
+        path(layout.log_file, RUN, "{baseline}-{phases}"),
+    benchmark:
+        path(layout.benchmark_file, RUN, "{baseline}-{phases}")

@@ -15,8 +15,8 @@ import torch
 from dcm.backbones.base import Backbone
 from dcm.discriminator import Discriminator
 from dcm.experts import VelocityFn
-from dcm.losses import (consistency_distance, feature_matching, hinge_discriminator, hinge_generator,
-                        temporal_coherence)
+from dcm.losses import (consistency_distance, discriminator_accuracy, feature_matching, gradient_share,
+                        hinge_discriminator, hinge_generator, temporal_coherence)
 from dcm.solvers import add_noise, edge_below, euler_step
 
 
@@ -73,13 +73,17 @@ class Adversarial:
         with self.backbone.autocast(features[0].device):
             return [logits.float() for logits in self.discriminator(features)]
 
-    def discriminator_loss(self) -> torch.Tensor:
-        """L_D of Eq. 10 (hinge) on the samples of the oldest generator micro-batch not yet used."""
+    def discriminator_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """L_D of Eq. 10 (hinge) on the samples of the oldest generator micro-batch not yet used, and the heads'
+        accuracy on them (discriminator_accuracy)."""
         fake, real, sigma, cond = self._pending.popleft()
         with torch.no_grad():
             fake_features = self.backbone.features(self.teacher, fake, sigma, cond, self.feature_stride)
             real_features = self.backbone.features(self.teacher, real, sigma, cond, self.feature_stride)
-        return hinge_discriminator(self._logits(real_features), self._logits(fake_features))
+        real_logits, fake_logits = self._logits(real_features), self._logits(fake_features)
+        with torch.no_grad():
+            accuracy = discriminator_accuracy(real_logits, fake_logits)
+        return hinge_discriminator(real_logits, fake_logits), accuracy
 
 
 @dataclass
@@ -95,6 +99,7 @@ class PhasedConsistency:
     tc_stride: int | None = None  # temporal coherence (Eq. 8) when set
     tc_weight: float = 1.0
     adversarial: Adversarial | None = None
+    share_params: list[torch.Tensor] | None = None  # when set, each training step logs TC's share of the gradient
 
     def generator_loss(self, batch, generator):
         x_n, x_prev, n, cond = batch
@@ -103,6 +108,8 @@ class PhasedConsistency:
         total, logs = cd, {"consistency": cd, "index": n.float().mean()}
         if self.tc_stride is not None:
             tc = temporal_coherence(pred, tgt, self.tc_stride)
+            if self.share_params is not None and torch.is_grad_enabled():
+                logs["tc_share"] = gradient_share(self.tc_weight * tc, cd, self.share_params).detach()
             total = total + self.tc_weight * tc
             logs["temporal_coherence"] = tc
         if self.adversarial is not None:

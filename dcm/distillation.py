@@ -39,17 +39,24 @@ def pair_source(cfg: dict, backbone: Backbone, teacher: torch.nn.Module) -> Traj
 
 def train_consistency(cfg: dict, section: str, backbone: Backbone, student: Expert, edges: list[int],
                       index_range: tuple[int, int], work: Path, cache: TrajectoryCache | OnlineTeacher,
-                      tc: bool = False, adversarial: Adversarial | None = None, probe: bool = False) -> list[dict]:
+                      tc: bool = False, adversarial: Adversarial | None = None, probe: bool = False,
+                      lr: float | None = None) -> list[dict]:
     """Phased consistency distillation of `student` on teacher pairs (from `pair_source`) with n in index_range
-    (Eq. 6/7); with `probe`, the Fig. 2 noise-level probe (`<section>.probe_*`) writes noise_probe.json."""
+    (Eq. 6/7), at learning rate `lr` (default `<section>.lr`); with `probe`, the Fig. 2 noise-level probe
+    (`<section>.probe_*`) writes noise_probe.json."""
     scfg, dcfg, sigmas = cfg[section], cfg["distill"], PhaseSchedule.from_config(cfg).sigmas
     check_batch_fits(section, scfg["batch_size"], backbone.latent_shape, tensors_per_sample=3)  # x_n, x_{n-1}, x_0
     ema = make_ema(student, dcfg["ema_decay"]) if dcfg["target"] == "ema" else None
     target = (ema.module if ema is not None else student).velocity_fn(backbone)
+    share = tc and scfg.get("tc_share", False)
+    if share and distributed.world_size() > 1:
+        raise DCMError(f"{section}.tc_share: the gradient share is measured in one process only (on unsharded "
+                       "gradients); run this stage on one GPU or set it to false")
     objective = PhasedConsistency(
         student=student.velocity_fn(backbone), target=target, sigmas=sigmas, edges=edges, loss=dcfg["loss"],
         huber_c=dcfg["huber_c"], tc_stride=scfg["tc_stride"] if tc else None,
-        tc_weight=scfg.get("tc_weight", 1.0), adversarial=adversarial)
+        tc_weight=scfg.get("tc_weight", 1.0), adversarial=adversarial,
+        share_params=[p for p in student.parameters() if p.requires_grad] if share else None)
     discriminator = None
     if adversarial is not None:
         d_opt = adamw(adversarial.discriminator.parameters(), scfg["d_lr"], dcfg["weight_decay"], betas=(0.0, 0.999))
@@ -62,7 +69,7 @@ def train_consistency(cfg: dict, section: str, backbone: Backbone, student: Expe
     if on_step is not None:
         on_step(0)
     loop = TrainLoop(
-        student=student, optimizer=adamw(student.parameters(), scfg["lr"], dcfg["weight_decay"]),
+        student=student, optimizer=adamw(student.parameters(), scfg["lr"] if lr is None else lr, dcfg["weight_decay"]),
         objective=objective,
         sample_batch=cache.sampler(index_range[0], index_range[1], scfg["batch_size"]),
         out_dir=work, steps=scfg["steps"], seed=cfg["seed"], checkpoint_every=scfg["checkpoint_every"],

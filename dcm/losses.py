@@ -35,6 +35,24 @@ def hinge_discriminator(real_logits: list[torch.Tensor], fake_logits: list[torch
     return sum(F.relu(1 - r).mean() + F.relu(1 + f).mean() for r, f in zip(real_logits, fake_logits))
 
 
+def discriminator_accuracy(real_logits: list[torch.Tensor], fake_logits: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Share of real samples the heads score above 0 and of fake ones below 0, averaged over heads (0.5: chance)."""
+    real = torch.stack([(r > 0).float().mean() for r in real_logits]).mean()
+    fake = torch.stack([(f < 0).float().mean() for f in fake_logits]).mean()
+    return {"d_real_acc": real, "d_fake_acc": fake}
+
+
+def gradient_share(term: torch.Tensor, rest: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
+    """|grad term| / (|grad term| + |grad rest|) over `params`: how much of the update's magnitude `term` drives
+    (0: none, 0.5: as much as the rest); both graphs are kept for the step's own backward."""
+    def norm(loss):
+        grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+        return torch.sqrt(sum(g.float().square().sum() for g in grads if g is not None))
+
+    own, other = norm(term), norm(rest)
+    return own / (own + other).clamp_min(torch.finfo(torch.float32).tiny)
+
+
 def hinge_generator(fake_logits: list[torch.Tensor]) -> torch.Tensor:
     """Eq. 10, adversarial part of L_G with the hinge: -mean D(fake), summed over heads."""
     return sum(-f.mean() for f in fake_logits)

@@ -48,7 +48,8 @@ class DiscriminatorStep:
 
     module: nn.Module  # the discriminator heads being trained
     optimizer: torch.optim.Optimizer  # their optimiser (AdamW, betas (0, 0.999) in the paper's setting)
-    loss: Callable[[], torch.Tensor]  # its hinge loss on the micro-batch the generator step just used
+    loss: Callable[[], tuple[torch.Tensor, dict]]  # its hinge loss on the micro-batch the generator step just used,
+    # and logs (its accuracy)
 
 
 @dataclass
@@ -262,7 +263,8 @@ class TrainLoop:
                     scaler.update()
                 if self.on_step is not None:
                     self.on_step(step + 1)
-                line = {"step": step + 1, "loss": line.pop("loss"), "grad_norm": line.pop("grad_norm"), **line}
+                line = {"step": step + 1, "loss": line.pop("loss"), "grad_norm": line.pop("grad_norm"),
+                        "lr": self.optimizer.param_groups[0]["lr"], **line}
                 history.append(line)
                 tracking.current().log_metrics(line, step + 1)
                 bar.set_postfix(loss=f"{line['loss']:.4g}")
@@ -288,9 +290,9 @@ class TrainLoop:
         sums: dict[str, torch.Tensor] = {}
         for i, (_, weight) in enumerate(plan):
             distributed.set_gradient_sync([disc.module], i == len(plan) - 1)
-            d_loss = disc.loss()
+            d_loss, logs = disc.loss()
             self._backward(d_loss * weight if weight != 1.0 else d_loss, scaler)  # whole gradients: not scaled by C
-            _accumulate(sums, {"d_loss": d_loss}, weight)
+            _accumulate(sums, {"d_loss": d_loss, **logs}, weight)
         line = self._reduce(sums, world)
         line.pop("_stop")
         if not math.isfinite(line["d_loss"]):

@@ -99,6 +99,9 @@ def test_two_processes_take_the_step_one_process_takes_on_the_global_batch(tmp_p
     assert all(torch.allclose(got[k], want[k], atol=1e-6) for k in want), (got, want)
 
 
+ONE_PROCESS_ONLY = "seme.tc_share"  # the smoke config's measurement that a multi-process stage refuses
+
+
 def torchrun(*args: str, cwd=REPO, timeout: int = 600) -> subprocess.CompletedProcess:
     """`python -m torch.distributed.run --standalone --nproc-per-node 2 ARGS` on CPU."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *args]
@@ -116,7 +119,8 @@ def cache(tmp_path_factory):
 
 def test_two_process_training_writes_one_complete_output(cache):
     for stage in ("seme", "dete"):  # SemE, then DetE: LoRA, copied layers and the GAN's discriminator
-        proc = torchrun("-m", "dcm", stage, "--variant", "dcm", "--config", str(SMOKE), "--set", f"results_dir={cache}")
+        proc = torchrun("-m", "dcm", stage, "--variant", "dcm", "--config", str(SMOKE), "--set", f"results_dir={cache}",
+                        "--set", f"{ONE_PROCESS_ONLY}=false")
         assert proc.returncode == 0, proc.stderr[-3000:]
     out = cache / "smoke" / "dete" / "dcm"
     assert not out.with_name("dcm.partial").exists()
@@ -152,7 +156,7 @@ def _copy_cache(cache, target):
 
 
 SEME = ("seme", "--variant", "dcm", "--set", "seme.steps=20", "--set", "seme.checkpoint_every=2",
-        "--set", "tracking.enabled=false")
+        "--set", "tracking.enabled=false", "--set", f"{ONE_PROCESS_ONLY}=false")
 
 
 def _network(results):
@@ -199,7 +203,7 @@ def test_context_parallel_training_equals_one_process(cache, tmp_path):
     launch = tmp_path / "launch.py"
     launch.write_text(CPU_CONTEXT_PARALLEL)
     for stage in ("seme", "dete"):
-        args = (stage, "--variant", "dcm", "--set", "tracking.enabled=false")
+        args = (stage, "--variant", "dcm", "--set", "tracking.enabled=false", "--set", f"{ONE_PROCESS_ONLY}=false")
         dcm(*args, results=one)
         proc = torchrun(str(launch), *args, "--config", str(SMOKE), "--set", f"results_dir={two}",
                         "--set", "distributed.context_parallel=2")

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from dcm.consistency import consistency_pair
-from dcm.losses import (consistency_distance, feature_matching, hinge_discriminator, hinge_generator,
-                        pseudo_huber, temporal_coherence)
+from dcm.losses import (consistency_distance, discriminator_accuracy, feature_matching, gradient_share,
+                        hinge_discriminator, hinge_generator, pseudo_huber, temporal_coherence)
 from dcm.solvers import add_noise, teacher_sigmas
 
 
@@ -49,6 +49,25 @@ def test_hinge_losses_hand_values():
     # real: relu(1-2)=0, relu(0.5)=0.5 -> 0.25; fake: relu(1-2)=0, relu(1.5)=1.5 -> 0.75
     assert hinge_discriminator(real, fake).item() == pytest.approx(1.0)
     assert hinge_generator(fake).item() == pytest.approx(0.75)
+
+
+def test_discriminator_accuracy_hand_values():
+    real = [torch.tensor([1.0, -1.0, 2.0, 0.5]), torch.tensor([[-0.1, 3.0]])]  # 3 of 4 right, then 1 of 2
+    fake = [torch.tensor([-1.0, -2.0, 0.5, -0.5]), torch.tensor([[0.0, -4.0]])]  # 3 of 4, then 1 of 2 (0 is not < 0)
+    accuracy = discriminator_accuracy(real, fake)
+    assert accuracy["d_real_acc"].item() == pytest.approx((0.75 + 0.5) / 2)
+    assert accuracy["d_fake_acc"].item() == pytest.approx((0.75 + 0.5) / 2)
+
+
+def test_gradient_share_hand_values():
+    w = torch.tensor([1.0, 2.0], requires_grad=True)
+    term, rest = 3 * w[0], (w ** 2).sum()  # gradients (3, 0) and (2, 4): norms 3 and sqrt(20)
+    share = gradient_share(term, rest, [w])
+    assert share.item() == pytest.approx(3 / (3 + math.sqrt(20)))
+    (term + rest).backward()  # both graphs survive for the training step's own backward, which .grad holds alone
+    assert w.grad.tolist() == [5.0, 4.0]
+    unused = torch.tensor(1.0, requires_grad=True)
+    assert gradient_share(2 * unused, (w ** 2).sum(), [w, unused]).item() == pytest.approx(2 / (2 + math.sqrt(20)))
 
 
 def test_feature_matching_averages_levels():

@@ -35,8 +35,11 @@ def test_training_logged_every_step(smoke_run):
     lines = [json.loads(x) for x in (smoke_run / "dete" / "dcm" / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines] == [1, 2, 3, 4]
     assert {"consistency", "g_adv", "fm", "d_loss", "grad_norm"} <= set(lines[0])
+    full = [json.loads(x) for x in (smoke_run / "dete" / "od" / "metrics.jsonl").read_text().splitlines()]
+    assert lines[0]["lr"] == 5e-4 and full[0]["lr"] == 1e-4  # LoRA at dete.lr, a whole DetE (OD) at dete.full_lr
     seme = [json.loads(x) for x in (smoke_run / "seme" / "tc" / "metrics.jsonl").read_text().splitlines()]
-    assert "temporal_coherence" in seme[0]
+    assert "temporal_coherence" in seme[0] and all(0 < x["tc_share"] < 1 for x in seme)  # seme.tc_share: true
+    assert all(0 <= x[k] <= 1 for x in lines for k in ("d_real_acc", "d_fake_acc"))
     assert all(6 < x["index"] <= 10 for x in seme)  # SemE trains only on (kappa, N]
 
 

@@ -38,7 +38,7 @@ def run(cfg: dict, variant: str = "dcm") -> None:
                                   dcfg["gan_weight"], dcfg["fm_weight"])
     with stage_output(layout.dete_dir(point, variant), cfg) as work:
         train_consistency(cfg, "dete", backbone, student, phases.detail_edges, phases.detail_range, work, cache,
-                          adversarial=adversarial)
+                          adversarial=adversarial, lr=dcfg["lr" if flags["parameter_efficient"] else "full_lr"])
         if distributed.is_main():  # the main process holds the whole expert
             detail = detail_state_dict(student) if flags["parameter_efficient"] else None
             write_json(work / layout.PARAMETERS, added_parameters(student, detail))

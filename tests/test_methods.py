@@ -53,14 +53,15 @@ def test_networks_each_method_samples(cfg):
 
 def test_each_pcm_step_count_samples_the_network_of_its_own_phase_count(cfg):
     run, pcm = Path("/r/tiny"), methods.method(cfg, "pcm")
-    assert [methods.networks(cfg, pcm, run, run, k) for k in (4, 8)] == [[run / "pcm" / "4"], [run / "pcm" / "8"]]
-    fixed = load_config(DEFAULT, ["results_dir=/r", "pcm.phases=4"])  # the structure control: one network
-    assert [methods.networks(fixed, pcm, run, run, k) for k in (4, 8)] == [[run / "pcm" / "4"]] * 2
+    assert [methods.networks(cfg, pcm, run, run, k) for k in (2, 4, 8)] == [[run / "pcm" / str(k)] for k in (2, 4, 8)]
+    fixed = load_config(DEFAULT, ["results_dir=/r", "pcm.phases=2"])  # the structure control: one network
+    assert [methods.networks(fixed, pcm, run, run, k) for k in (2, 4, 8)] == [[run / "pcm" / "2"]] * 3
 
 
 def test_phase_count_of_each_method(cfg):
     counts = {name: methods.phase_count(cfg, *layout.parse_sample_set(name)) for name in methods.table1_sets(cfg)}
-    assert counts == {"teacher-50": 1, "teacher-4": 1, "lcm-4": 1, "pcm-4": 4, "dcm-4": 2,
+    assert counts == {"teacher-50": 1, "teacher-2": 1, "lcm-2": 1, "pcm-2": 2, "dcm-2": 2,
+                      "teacher-4": 1, "lcm-4": 1, "pcm-4": 4, "dcm-4": 2,
                       "teacher-8": 1, "lcm-8": 1, "pcm-8": 8, "dcm-8": 2}
     assert {methods.phase_count(cfg, v, 4) for v in cfg["variants"]} == {2}
     assert methods.phase_count(cfg, "seme+vcm", 4) == 2
@@ -80,13 +81,14 @@ def test_the_phase_count_pcm_trains(cfg):
 
 
 def test_sample_sets_the_workflow_builds(cfg):
-    assert methods.table1_sets(cfg) == ["teacher-50", "teacher-4", "lcm-4", "pcm-4", "dcm-4",
+    assert methods.table1_sets(cfg) == ["teacher-50", "teacher-2", "lcm-2", "pcm-2", "dcm-2",
+                                        "teacher-4", "lcm-4", "pcm-4", "dcm-4",
                                         "teacher-8", "lcm-8", "pcm-8", "dcm-8"]
     assert methods.table3_sets(cfg) == [f"{v}-4" for v in ("vcm", "od", "od_pe", "od_pe_tc", "od_pe_gf", "dcm")]
     assert methods.figure3_sets(cfg) == ["vcm-4", "seme+vcm-4", "vcm+dete-4", "od-4"]
     assert methods.userstudy_sets(cfg) == ["dcm-4", "lcm-4", "pcm-4"]
     assert methods.sweep_set(cfg) == "dcm-4"
-    assert len(methods.sample_sets(cfg)) == 1 + 2 * 9 and set(methods.figure3_sets(cfg)) <= set(methods.compare_sets(cfg))
+    assert len(methods.sample_sets(cfg)) == 1 + 3 * 9 and set(methods.figure3_sets(cfg)) <= set(methods.compare_sets(cfg))
 
 
 def test_experiments_follow_the_tables(cfg):

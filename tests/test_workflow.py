@@ -87,22 +87,24 @@ def _planned_jobs(config, results) -> list[dict]:
 
 
 def test_the_default_plans_one_pcm_network_per_step_count_and_samples_each_from_its_own(tmp_path):
-    run = tmp_path / "tiny"
-    jobs = _planned_jobs(REPO / "config" / "config.yaml", tmp_path)
+    run, default = tmp_path / "tiny", REPO / "config" / "config.yaml"
+    steps = [str(k) for k in yaml.safe_load(default.read_text())["sampling"]["steps"]]
+    assert len(steps) > 1  # the check below needs two networks to tell apart
+    jobs = _planned_jobs(default, tmp_path)
     pcm = {job["output"]: job for job in jobs if job["rule"] == "phased_baseline"}
-    assert set(pcm) == {f"{run}/pcm/4", f"{run}/pcm/8"}
-    for phases in ("4", "8"):
+    assert set(pcm) == {f"{run}/pcm/{k}" for k in steps}
+    for phases in steps:
         job = pcm[f"{run}/pcm/{phases}"]
         assert job["wildcards"] == {"baseline": "pcm", "phases": phases}
         shell = job["shell"]
         assert " -m dcm pcm --config " in shell and f" --phases {phases} > {run}/logs/pcm-{phases}.log" in shell
     inputs = {job["wildcards"]["steps"]: job["input"] for job in jobs
               if job["rule"] == "sample" and job["wildcards"].get("method") == "pcm"}
-    assert set(inputs) == {"4", "8"}
-    assert f"{run}/pcm/4" in inputs["4"] and f"{run}/pcm/8" not in inputs["4"]
-    assert f"{run}/pcm/8" in inputs["8"] and f"{run}/pcm/4" not in inputs["8"]
+    assert set(inputs) == set(steps)
+    for k in steps:  # each step count samples its own network and no other
+        assert [p for p in inputs[k] if p.startswith(f"{run}/pcm/")] == [f"{run}/pcm/{k}"]
     latency = next(job for job in jobs if job["rule"] == "latency")
-    assert {f"{run}/pcm/4", f"{run}/pcm/8"} <= set(latency["input"])
+    assert set(pcm) <= set(latency["input"])
     assert not any(job["output"] == f"{run}/pcm" for job in jobs)
 
 

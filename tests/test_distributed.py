@@ -102,6 +102,22 @@ def test_two_processes_take_the_step_one_process_takes_on_the_global_batch(tmp_p
 ONE_PROCESS_ONLY = "seme.tc_share"  # the smoke config's measurement that a multi-process stage refuses
 
 
+def test_the_tc_share_is_refused_across_processes(backbone, net, monkeypatch, tmp_path):
+    """Its gradient norms are taken on unsharded gradients, in one process: a multi-process stage stops, in one
+    line, before any step."""
+    from dcm import distillation
+    from dcm.config import load_config
+    from dcm.errors import DCMError
+    from dcm.experts import Expert
+
+    cfg = load_config(SMOKE, [f"results_dir={tmp_path}"])
+    assert cfg["seme"]["tc_share"]
+    monkeypatch.setattr(distillation.distributed, "world_size", lambda: 2)
+    with pytest.raises(DCMError, match=r"^seme.tc_share: the gradient share is measured in one process only"):
+        distillation.train_consistency(cfg, "seme", backbone, Expert(net), [10, 6], (6, 10), tmp_path, None, tc=True)
+    assert not any(tmp_path.iterdir())
+
+
 def torchrun(*args: str, cwd=REPO, timeout: int = 600) -> subprocess.CompletedProcess:
     """`python -m torch.distributed.run --standalone --nproc-per-node 2 ARGS` on CPU."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *args]

@@ -17,12 +17,12 @@ def dcm(*args: str, results: Path, check: bool = True, **kwargs) -> subprocess.C
     return proc
 
 
-def dcm_in_process(*args: str, results: Path, capsys) -> subprocess.CompletedProcess:
+def dcm_in_process(stage: str, *args: str, results: Path, capsys, config: Path = SMOKE) -> subprocess.CompletedProcess:
     """`dcm` above, through dcm.cli.main in this process: for refusals, which need the exit status and the
-    message, not a fresh interpreter (~7 s of imports each)."""
+    message, not a fresh interpreter (~7 s of imports each). `args` come last, so their results_dir wins."""
     from dcm.cli import main
 
-    command = [*args, "--config", str(SMOKE), "--set", f"results_dir={results}"]
+    command = [stage, "--config", str(config), "--set", f"results_dir={results}", *args]
     code = main(command)
     captured = capsys.readouterr()
     return subprocess.CompletedProcess(command, code, captured.out, captured.err)

@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dcm.cli import main
 from dcm.config import apply_overrides
-from tests.helpers import REPO, SMOKE
+from tests.helpers import REPO, SMOKE, dcm_in_process
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
@@ -110,17 +109,11 @@ def _one_line_error(code, stderr, needle, expected_code):
     assert len(errors) == 1 and needle in errors[0], stderr
 
 
-def _cli(argv, capsys):
-    code = main(argv)
-    return code, capsys.readouterr().err
-
-
 @pytest.mark.parametrize("overrides,needle", BAD_CONFIGS)
 def test_bad_config_is_refused_by_the_cli(tmp_path, capsys, overrides, needle):
     sets = [a for o in overrides for a in ("--set", o)]
-    code, err = _cli(["dataset", "--config", str(SMOKE), *sets, "--set", f"results_dir={tmp_path / 'results'}"],
-                     capsys)
-    _one_line_error(code, err, needle, 2)
+    proc = dcm_in_process("dataset", *sets, results=tmp_path / "results", capsys=capsys)
+    _one_line_error(proc.returncode, proc.stderr, needle, 2)
     assert not (tmp_path / "results").exists()  # nothing written, not even a tracking store
 
 
@@ -136,10 +129,8 @@ def test_bad_config_is_refused_by_snakemake(tmp_path, overrides, needle):
 
 @pytest.mark.parametrize("args,needle", BAD_ARGUMENTS)
 def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys, args, needle):
-    # the case's own options come last, so that its results_dir wins
-    code, err = _cli([args[0], "--config", str(SMOKE), "--set", f"results_dir={tmp_path / 'results'}", *args[1:]],
-                     capsys)
-    _one_line_error(code, err, needle, 2)
+    proc = dcm_in_process(*args, results=tmp_path / "results", capsys=capsys)
+    _one_line_error(proc.returncode, proc.stderr, needle, 2)
     assert not (tmp_path / "results").exists()
 
 
@@ -150,8 +141,8 @@ def test_bad_config_file_is_refused_naming_it(tmp_path, capsys, content, needle)
         path.mkdir()
     elif content is not None:
         path.write_bytes(content)
-    code, err = _cli(["dataset", "--config", str(path), "--set", f"results_dir={tmp_path / 'results'}"], capsys)
-    _one_line_error(code, err, needle.format(path=path), 2)
+    proc = dcm_in_process("dataset", results=tmp_path / "results", capsys=capsys, config=path)
+    _one_line_error(proc.returncode, proc.stderr, needle.format(path=path), 2)
     assert not (tmp_path / "results").exists()
 
 

@@ -98,6 +98,21 @@ def read_json(path: str | os.PathLike):
         raise DCMError(f"corrupt JSON in {path}: {err}") from err
 
 
+def read_jsonl(path: str | os.PathLike) -> list:
+    """Read a JSON-lines file (one object a line, blank lines skipped), naming it and the line if one is malformed."""
+    path = Path(path)
+    if not path.is_file():
+        raise DCMError(f"missing file: {path}")
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise DCMError(f"corrupt JSON in {path}, line {number}: {err}") from err
+    return rows
+
+
 def write_csv(path: str | os.PathLike, rows: list[dict]) -> None:
     """Write dict rows as CSV, atomically; the columns are every key in first-seen order."""
     columns = list(dict.fromkeys(k for row in rows for k in row))

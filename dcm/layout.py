@@ -23,6 +23,8 @@ DETAIL_CONFIG = "detail_expert.json"  # its LoRA rank and alpha, and the SemE it
 PARAMETERS = "parameters.json"  # a DetE's parameters beyond its SemE, and its backbone's (Table 3)
 SAMPLES = "samples.safetensors"  # latents and decoded videos of a sample set
 LATENCY = "latency.json"  # Table 1's latency column, every sampler timed interleaved in one job
+METRICS = "metrics.jsonl"  # a training stage's metrics, one JSON line per step
+METRICS_TABLE = "metrics.csv"  # the same as a table, for `dvc plots`
 TABLE_DIRS = {"1": "table1", "2": "table2", "3": "table3", "kappa": "kappa_sweep"}
 
 

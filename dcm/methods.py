@@ -141,7 +141,8 @@ def networks(cfg: dict, m: Method, run: str | Path, point: str | Path, steps: in
 
 def phase_count(cfg: dict, name: str, steps: int) -> int:
     """How many phases method `name` cuts the teacher grid into at `steps` steps: 1 for the teacher and LCM (the
-    whole grid), PCM's pcm.phases (`steps` when it is 'steps'), 2 for the variants and mixes (split at kappa)."""
+    whole grid), PCM's pcm.phases (`steps` when it is 'steps'), 2 for the variants and mixes (split at kappa; 2 x
+    schedule.expert_phases with sub-phases)."""
     return len(PhaseSchedule.from_config(cfg).edges(method(cfg, name).cut, steps)) - 1
 
 
@@ -221,6 +222,18 @@ def detail_variants(cfg: dict) -> list[str]:
     """The variants with a detail expert of their own (OD): those whose dete output Table 3's parameter column
     reads."""
     return [name for name, flags in cfg["variants"].items() if flags["decouple"]]
+
+
+def temporal_coherence_trained(cfg: dict) -> bool:
+    """Whether a decoupled variant trains its SemE with the TC term (Eq. 8): the training-terms figure reads that
+    SemE's metrics."""
+    return any(flags["decouple"] and flags["temporal_coherence"] for flags in cfg["variants"].values())
+
+
+def adversarial_variants(cfg: dict) -> list[str]:
+    """The decoupled variants whose DetE trains against the discriminator (Eq. 9-10): the training-terms figure
+    reads their metrics."""
+    return [name for name in detail_variants(cfg) if cfg["variants"][name]["gan"]]
 
 
 def figure3_sets(cfg: dict) -> list[str]:

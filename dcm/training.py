@@ -23,9 +23,9 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from dcm import checkpoint, context_parallel, distributed, tracking
+from dcm import checkpoint, context_parallel, distributed, layout, tracking
 from dcm.errors import DCMError
-from dcm.io import write_csv
+from dcm.io import read_jsonl, write_csv
 
 CHECKPOINT_DIR = "checkpoint"
 RANK_SEED_STRIDE = 1_000_003  # separates the noise streams of the processes of a multi-GPU launch
@@ -225,7 +225,7 @@ class TrainLoop:
         data = torch.Generator().manual_seed(self.seed)
         noise = data if groups == 1 else torch.Generator().manual_seed(self.seed + RANK_SEED_STRIDE * group)
         start = self._load(data, noise, scaler)
-        metrics_path = self.out_dir / "metrics.jsonl"
+        metrics_path = self.out_dir / layout.METRICS
         history = _read_metrics(metrics_path, keep=start)
         trainable = [p for p in self.student.parameters() if p.requires_grad]
         sharded = [m for m in (self.student, self.discriminator and self.discriminator.module) if m is not None]
@@ -280,7 +280,7 @@ class TrainLoop:
         if world > 1:
             _gather_on_main(self.student)
         if distributed.is_main():
-            write_csv(self.out_dir / "metrics.csv", history)  # the same curves as a table, for `dvc plots`
+            write_csv(self.out_dir / layout.METRICS_TABLE, history)  # the same curves as a table, for `dvc plots`
         return history
 
     def _discriminator_step(self, plan, scaler, step: int, world: int) -> dict[str, float]:
@@ -376,8 +376,7 @@ def _read_metrics(path: Path, keep: int) -> list[dict]:
     """The first `keep` metric lines of an interrupted run (later ones are redone after resuming)."""
     if not path.is_file() or keep == 0:
         return []
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [line for line in lines if line["step"] <= keep]
+    return [line for line in read_jsonl(path) if line["step"] <= keep]
 
 
 def check_batch_fits(section: str, batch_size: int, sample_shape: tuple[int, ...], tensors_per_sample: int) -> None:

@@ -1,8 +1,14 @@
 """Figures: each writes a PNG of the documented size and refuses malformed input by name."""
 
+import json
+
+import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+from dcm import layout
+from dcm.config import load_config
 
 from dcm.errors import DCMError
 from dcm.report.figures import (
@@ -14,9 +20,13 @@ from dcm.report.figures import (
     plot_kappa_sweep,
     plot_noise_probe,
     plot_sample_grid,
+    plot_training_terms,
     plot_trajectory_distance,
     sample_grid_size,
+    smooth,
 )
+from dcm.stages.figures import term_curves
+from tests.helpers import SMOKE
 
 LINE_PX = (round(LINE_FIGSIZE[0] * DPI), round(LINE_FIGSIZE[1] * DPI))
 
@@ -108,3 +118,55 @@ def test_sample_grid_rejects_bad_sets(tmp_path):
         plot_sample_grid({}, tmp_path / "x.png", ["p"])
     with pytest.raises(DCMError, match="no prompts"):
         plot_sample_grid({"lcm": good}, tmp_path / "x.png", [])
+
+
+def test_smooth_is_a_trailing_mean():
+    assert smooth(np.array([1.0, 2.0, 3.0, 4.0]), 2).tolist() == [1.0, 1.5, 2.5, 3.5]
+    assert smooth(np.array([3.0, 0.0, 6.0]), 5).tolist() == [3.0, 1.5, 3.0]  # fewer than the window at the start
+    assert smooth(np.array([2.0, 4.0]), 1).tolist() == [2.0, 4.0]
+
+
+def _curve(**columns):
+    return {name: np.asarray(values, dtype=float) for name, values in columns.items()}
+
+
+def test_training_terms_plot(tmp_path):
+    share = {"tc": _curve(step=[1, 2, 3], share=[0.1, 0.2, 0.3])}
+    accuracy = {"dcm": _curve(step=[1, 2, 3], real=[0.5, 0.6, 0.7], fake=[0.4, 0.5, 0.5])}
+    plot_training_terms(share, "TC share of the gradient", accuracy, tmp_path / "terms.png")
+    assert _png(tmp_path / "terms.png").size == LINE_PX
+    plot_training_terms({}, "unused", accuracy, tmp_path / "accuracy_only.png")  # one panel, the same size
+    assert _png(tmp_path / "accuracy_only.png").size == LINE_PX
+    with pytest.raises(DCMError, match="no run logged"):
+        plot_training_terms({}, "x", {}, tmp_path / "x.png")
+    with pytest.raises(DCMError, match="'dcm' has curves of lengths"):
+        plot_training_terms({}, "x", {"dcm": _curve(step=[1, 2], real=[0.5, 0.5], fake=[0.5])}, tmp_path / "x.png")
+    with pytest.raises(DCMError, match="'tc' holds non-finite"):
+        plot_training_terms({"tc": _curve(step=[1], share=[float("nan")])}, "x", {}, tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+
+
+def _write_metrics(directory, lines):
+    directory.mkdir(parents=True)
+    (directory / layout.METRICS).write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def test_term_curves_read_the_share_and_the_accuracy_per_step(tmp_path):
+    cfg = load_config(SMOKE, [f"results_dir={tmp_path}", "seme.tc_share=false", "seme.tc_weight=3.0"])
+    run = layout.run_dir(cfg)
+    _write_metrics(layout.seme_dir(run, True), [{"step": 1, "consistency": 0.4, "temporal_coherence": 0.2},
+                                                {"step": 2, "consistency": 0.1, "temporal_coherence": 0.3}])
+    _write_metrics(layout.dete_dir(run, "dcm"), [{"step": 1, "d_real_acc": 0.25, "d_fake_acc": 0.75}])
+    share, label, accuracy = term_curves(cfg)
+    assert label == "TC share of the loss (seme.tc_share off)"
+    # 3 * 0.2 / (0.4 + 3 * 0.2) and 3 * 0.3 / (0.1 + 3 * 0.3)
+    assert share["tc"]["share"] == pytest.approx([0.6, 0.9]) and share["tc"]["step"].tolist() == [1, 2]
+    assert list(accuracy) == ["dcm"]  # the smoke config's one GAN variant
+    assert accuracy["dcm"]["real"].tolist() == [0.25] and accuracy["dcm"]["fake"].tolist() == [0.75]
+    logged = load_config(SMOKE, [f"results_dir={tmp_path}", "seme.tc_share=true"])
+    with pytest.raises(DCMError, match="lines without 'tc_share'"):
+        term_curves(logged)
+    _write_metrics(tmp_path / "other" / "seme" / "tc", [{"step": 1, "tc_share": 0.125}])
+    share, label, _ = term_curves({**logged, "name": "other", "variants": {"tc_only": {
+        "decouple": True, "parameter_efficient": True, "temporal_coherence": True, "gan": False}}})
+    assert label == "TC share of the gradient" and share["tc"]["share"].tolist() == [0.125]

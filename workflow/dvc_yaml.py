@@ -22,6 +22,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the dcm package of this checkout, as the Snakefile sees it (not an installed one)
+
+from dcm import layout  # noqa: E402  (after the path above)
+
 DEFAULT_CONFIG = "config/config.yaml"
 # The stage commands run with the interpreter `./scripts/setup.sh` creates, from the repo root.
 INTERPRETER = ".venv/bin/python"
@@ -48,7 +51,7 @@ RULE_PARAMS = {
     "trajdist": ["schedule", "trajdist"],
     "table": ["sampling", "variants", "tables"],
     "kappa_table": ["schedule", "tables", "kappa_sweep"],
-    "figures": ["backbone", "data", "schedule", "sampling", "evaluate", "tables", "kappa_sweep"],
+    "figures": ["backbone", "data", "schedule", "seme", "sampling", "evaluate", "tables", "variants", "kappa_sweep"],
     "userstudy": ["seed", "userstudy"],
     "table2": ["userstudy"],
 }
@@ -60,8 +63,7 @@ PERSISTENT_RULES = {"teacher", "trajectories", "seme", "dete", "baseline"}
 SCORE_FILES = {"teacher": ["prompt_following.json"], "compare": ["distances.json"], "evaluate": ["scores.json"],
                "latency": ["latency.json"],
                "table": ["table{table}.json"], "kappa_table": ["kappa_sweep.json"]}
-# Per-step training curve inside a training output, for `dvc plots show` (DVC reads CSV, not JSONL).
-CURVE_FILE = "metrics.csv"
+# Per-step training curves (layout.METRICS_TABLE inside their output) for `dvc plots show`: DVC reads CSV, not JSONL.
 CURVE_RULES = {"teacher", "seme", "dete", "baseline"}
 # `use rule X as X_at_kappa` (workflow/rules): rule X at one point of the kappa sweep, configured as X
 SWEEP_SUFFIX = "_at_kappa"
@@ -185,7 +187,7 @@ def curve_plots(job: dict) -> list[dict]:
     """Training-curve plot definitions of a job (loss against step)."""
     if base_rule(job) not in CURVE_RULES:
         return []
-    return [{f"{repo_relative(p, 'output')}/{CURVE_FILE}": {"x": "step", "y": "loss"}} for p in job["output"]]
+    return [{f"{repo_relative(p, 'output')}/{layout.METRICS_TABLE}": {"x": "step", "y": "loss"}} for p in job["output"]]
 
 
 def dvc_document(configfiles: list[Path]) -> dict:

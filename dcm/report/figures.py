@@ -1,5 +1,6 @@
 """Figures of the paper from result files: Fig. 2 (b) noise-level probe, Fig. 5 weight difference, Fig. 10 (trajectory distance and kappa
-sweep) and the Fig. 3 / qualitative sample grids, plus tinybench's corruption sweeps. Each writes one PNG
+sweep) and the Fig. 3 / qualitative sample grids, plus tinybench's corruption sweeps and the ablation terms'
+shares during training. Each writes one PNG
 atomically; line plots are LINE_FIGSIZE inches at DPI (the sweeps' panel grid one LINE_FIGSIZE height a row),
 sample grids are sized from their frames (see plot_sample_grid)."""
 
@@ -166,6 +167,55 @@ def plot_tinybench_sweeps(table, path) -> None:
     for ax in axes[:, 0]:
         ax.set_ylabel("tinybench score (%)")
     axes.flat[0].legend(fontsize=8)
+    _save(fig, path)
+
+
+TERM_COLOURS = ("#1f3b5c", "#c0392b", "#27ae60", "#af7ac5", "#e67e22")
+
+
+def smooth(values: np.ndarray, window: int) -> np.ndarray:
+    """Trailing mean over `window` steps (fewer at the start), the same length as `values`."""
+    sums = np.cumsum(np.insert(np.asarray(values, dtype=float), 0, 0.0))
+    ends = np.arange(1, len(values) + 1)
+    starts = np.maximum(ends - window, 0)
+    return (sums[ends] - sums[starts]) / (ends - starts)
+
+
+def plot_training_terms(share: dict[str, dict[str, np.ndarray]], share_label: str,
+                        accuracy: dict[str, dict[str, np.ndarray]], path) -> None:
+    """The ablation terms at work during training: left, `share_label` per step of each run in `share`
+    ({"step", "share"}); right, the discriminator's accuracy on real and on fake samples per step of each run in
+    `accuracy` ({"step", "real", "fake"}), 0.5 being chance. Each curve is drawn raw (faint) and as a trailing
+    mean over a 20th of its steps; an empty dict leaves its panel out."""
+    panels = [(name, runs) for name, runs in (("share", share), ("accuracy", accuracy)) if runs]
+    if not panels:
+        raise DCMError("training terms: no run logged a term share or a discriminator accuracy")
+    for name, runs in panels:
+        for run, curve in runs.items():
+            lengths = {len(v) for v in curve.values()}
+            if len(lengths) != 1 or 0 in lengths:
+                raise DCMError(f"training terms: run {run!r} has curves of lengths {sorted(lengths)}")
+            if not all(np.isfinite(np.asarray(v, dtype=float)).all() for v in curve.values()):
+                raise DCMError(f"training terms: run {run!r} holds non-finite values")
+    fig, axes = plt.subplots(1, len(panels), figsize=LINE_FIGSIZE, dpi=DPI, layout="constrained", squeeze=False)
+    for ax, (name, runs) in zip(axes.flat, panels):
+        series = [(run, key) for run in runs for key in (("share",) if name == "share" else ("real", "fake"))]
+        for (run, key), colour in zip(series, TERM_COLOURS * len(series)):
+            steps, values = runs[run]["step"], runs[run][key]
+            label = run if name == "share" else f"{run}: {key}"
+            ax.plot(steps, values, color=colour, alpha=0.25, lw=0.8)
+            ax.plot(steps, smooth(values, max(1, len(values) // 20)), color=colour, lw=1.8, label=label,
+                    ls="-" if key != "fake" else "--")
+        if name == "share":
+            ax.set_ylabel(share_label)
+            ax.set_title("Temporal coherence in SemE training")
+        else:
+            ax.axhline(0.5, color="grey", ls=":", lw=1.5, label="chance")
+            ax.set_ylabel("discriminator accuracy")
+            ax.set_title("Discriminator in DetE training")
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("training step")
+        ax.legend(fontsize=8)
     _save(fig, path)
 
 

@@ -35,7 +35,7 @@ from dcm.schedule import PhaseSchedule
 def phase_schedule_config(phases: PhaseSchedule) -> dict:
     """The fields of a PhaseSchedule, as a scheduler config stores them."""
     return {"num_steps": phases.num_steps, "kappa": phases.kappa, "shift": phases.shift,
-            "pcm_phases": phases.pcm_phases}
+            "pcm_phases": phases.pcm_phases, "expert_phases": phases.expert_phases}
 
 
 def scheduled_indices(scheduler, num_inference_steps: int) -> list[int]:

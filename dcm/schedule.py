@@ -3,7 +3,8 @@ edges of each way of cutting it, the phase of a grid index, few-step schedules a
 
 Index convention (the paper's): grid index i = 0..N, x_{t_N} is pure noise (sigma_N = 1) and x_{t_0} the clean
 end (sigma_0 = 0). The semantic phase is [kappa, N], the detail phase [0, kappa]; the detail expert runs at
-and below kappa. The index arithmetic is torch-free (config validation and the workflow use it); the sigmas
+and below kappa. Beyond the paper, each expert's phase can be cut into `expert_phases` uniform sub-phases (each
+expert then a phased consistency model of its own sub-trajectory; 1, the paper's DCM, is the default). The index arithmetic is torch-free (config validation and the workflow use it); the sigmas
 are computed on first use.
 """
 
@@ -50,13 +51,14 @@ class PhaseSchedule:
     shift: float  # timestep shift of the flow-matching grid
     pcm_phases: int | str  # PCM's number of sub-trajectories (pcm.phases), or PHASES_PER_STEP: one per step
     backbone: str = "tiny"  # backbone.name: whose pipeline builds the grid (dcm/grids.py)
+    expert_phases: int = 1  # schedule.expert_phases: uniform sub-phases inside each expert's phase
 
     @classmethod
     def from_config(cls, cfg: dict) -> "PhaseSchedule":
         """The schedule of a validated config."""
         schedule = cfg["schedule"]
         return cls(schedule["num_steps"], schedule["kappa"], schedule["shift"], cfg["pcm"]["phases"],
-                   cfg["backbone"]["name"])
+                   cfg["backbone"]["name"], schedule["expert_phases"])
 
     def pcm_phase_count(self, steps: int | None = None) -> int:
         """PCM's phase count for a `steps`-step sampler: a fixed pcm.phases, else `steps` (one phase per step)."""
@@ -71,26 +73,38 @@ class PhaseSchedule:
         """The same grid with PCM cut into `phases` phases: the schedule of PCM's network of that phase count."""
         return replace(self, pcm_phases=phases)
 
+    def expert_phases_problem(self) -> str | None:
+        """Why each expert's phase cannot be cut into `expert_phases` sub-phases, or None when it can."""
+        for name, (hi, lo) in (("semantic", (self.num_steps, self.kappa)), ("detail", (self.kappa, 0))):
+            if hi - lo < self.expert_phases:
+                return (f"schedule.expert_phases={self.expert_phases} sub-phases need as many grid intervals in each "
+                        f"expert's phase, but the {name} phase [{hi}, {lo}] has {hi - lo} ({self.cut_keys('experts')})")
+        return None
+
     def edges(self, cut: str, steps: int | None = None) -> list[int]:
-        """Descending phase edges: whole [N, 0]; experts [N, kappa, 0]; pcm near-equal phases, as many as
-        `pcm_phase_count(steps)`."""
+        """Descending phase edges: whole [N, 0]; experts [N, kappa, 0], each of its two phases cut into
+        `expert_phases` near-equal sub-phases; pcm near-equal phases, as many as `pcm_phase_count(steps)`."""
         if cut == "whole":
             return [self.num_steps, 0]
         if cut == "experts":
-            return [self.num_steps, self.kappa, 0]
+            problem = self.expert_phases_problem()
+            if problem:
+                raise DCMError(problem)
+            return (_rounded_linspace(self.num_steps, self.kappa, self.expert_phases)
+                    + _rounded_linspace(self.kappa, 0, self.expert_phases)[1:])
         if cut == "pcm":
             return uniform_edges(self.num_steps, self.pcm_phase_count(steps))
         raise DCMError(f"unknown phase cut {cut!r}; known: {', '.join(CUTS)}")
 
     @property
     def semantic_edges(self) -> list[int]:
-        """[N, kappa]: the semantic expert's one phase."""
-        return self.edges("experts")[:2]
+        """[N, ..., kappa]: the semantic expert's phase and its sub-phase edges ([N, kappa] in the paper)."""
+        return self.edges("experts")[:self.expert_phases + 1]
 
     @property
     def detail_edges(self) -> list[int]:
-        """[kappa, 0]: the detail expert's one phase."""
-        return self.edges("experts")[1:]
+        """[kappa, ..., 0]: the detail expert's phase and its sub-phase edges ([kappa, 0] in the paper)."""
+        return self.edges("experts")[self.expert_phases:]
 
     @property
     def semantic_range(self) -> tuple[int, int]:
@@ -110,7 +124,9 @@ class PhaseSchedule:
 
     def cut_keys(self, cut: str) -> str:
         """The config keys that place the edges of `cut`, with their values."""
-        keys = {"whole": "", "experts": f"schedule.kappa={self.kappa}, ", "pcm": f"pcm.phases={self.pcm_phases}, "}
+        sub_phases = f"schedule.expert_phases={self.expert_phases}, " if self.expert_phases != 1 else ""
+        keys = {"whole": "", "experts": f"schedule.kappa={self.kappa}, {sub_phases}",
+                "pcm": f"pcm.phases={self.pcm_phases}, "}
         return f"{keys[cut]}schedule.num_steps={self.num_steps}"
 
     def step_problem(self, cut: str, steps: int) -> str | None:
@@ -120,6 +136,8 @@ class PhaseSchedule:
         misfit = phases_problem(self.num_steps, self.pcm_phase_count(steps)) if cut == "pcm" else None
         if misfit:
             return f"PCM's {self.pcm_phase_count(steps)} phases: {misfit} ({self.cut_keys(cut)})"
+        if cut == "experts" and self.expert_phases_problem():
+            return self.expert_phases_problem()
         edges = self.edges(cut, steps)
         phases = len(edges) - 1
         if steps % phases:

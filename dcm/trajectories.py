@@ -34,15 +34,17 @@ if TYPE_CHECKING:
     from dcm.experts import VelocityFn
 
 HASHED_SECTIONS = ("seed", "backbone", "data", "teacher", "schedule", "trajectories")
+SPLIT_ONLY = ("kappa", "expert_phases")  # schedule.* keys that cut the grid without changing the teacher's ODE
 TRAINING_ONLY = ("mode", "jobs", "videos")  # trajectories.* keys that do not change the cache's contents
 _VERIFIED: set[tuple[str, str]] = set()  # (shard path, sha256) already checked by this process
 
 
 def trajectory_hash(cfg: dict) -> str:
-    """Hash of every config section the cached trajectories depend on; the schedule's kappa is left out, since
-    the teacher's ODE does not depend on where the experts split it (the kappa sweep shares one cache). So are
-    the keys of TRAINING_ONLY: whether training reads the cache, how many jobs write it, the online videos."""
-    schedule = {k: v for k, v in cfg["schedule"].items() if k != "kappa"}
+    """Hash of every config section the cached trajectories depend on; the schedule's kappa and expert_phases are
+    left out, since the teacher's ODE does not depend on where the experts split it (the kappa sweep shares one
+    cache). So are the keys of TRAINING_ONLY: whether training reads the cache, how many jobs write it, the online
+    videos."""
+    schedule = {k: v for k, v in cfg["schedule"].items() if k not in SPLIT_ONLY}
     trajectories = {k: v for k, v in cfg["trajectories"].items() if k not in TRAINING_ONLY}
     return config_hash({**cfg, "schedule": schedule, "trajectories": trajectories}, *HASHED_SECTIONS)
 

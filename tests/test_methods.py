@@ -69,6 +69,17 @@ def test_phase_count_of_each_method(cfg):
     assert [methods.phase_count(fixed, "pcm", k) for k in (2, 4, 8)] == [2, 2, 2]
 
 
+def test_the_sub_phase_overlay_cuts_each_experts_phase_in_two():
+    cfg = load_config([DEFAULT, REPO / "config" / "subphases.yaml"], ["results_dir=/r"])
+    assert cfg["name"] == "tiny-subphases" and cfg["schedule"]["num_steps"] == 50  # merged onto the default
+    counts = {name: methods.phase_count(cfg, *layout.parse_sample_set(name)) for name in methods.table1_sets(cfg)}
+    assert counts == {"teacher-50": 1, "teacher-4": 1, "lcm-4": 1, "pcm-4": 4, "dcm-4": 4,
+                      "teacher-8": 1, "lcm-8": 1, "pcm-8": 8, "dcm-8": 4}
+    assert {methods.phase_count(cfg, v, 4) for v in cfg["variants"]} == {4}
+    with pytest.raises(DCMError, match=r"not a multiple of the 4 phases of edges \[50, 40, 30, 15, 0\]"):
+        load_config([DEFAULT, REPO / "config" / "subphases.yaml"], ["results_dir=/r", "sampling.steps=[2,4]"])
+
+
 def test_the_phase_count_pcm_trains(cfg):
     assert methods.trained_phases(cfg, 8) == 8
     assert methods.trained_phases(load_config(DEFAULT, ["results_dir=/r", "pcm.phases=2"]), None) == 2

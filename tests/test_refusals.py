@@ -28,6 +28,8 @@ BAD_CONFIGS = [
     (["sampling.steps=[0]"], "sampling.steps.0"),
     (["sampling.steps=[-2]"], "sampling.steps.0"),
     (["schedule.num_steps=8"], "sampling.teacher_steps=10 exceeds schedule.num_steps=8"),
+    (["schedule.expert_phases=5"], "schedule.expert_phases=5 sub-phases need as many grid intervals in each expert's "
+                                   "phase, but the semantic phase [10, 6] has 4"),
     (["schedule.kappa=10"], "schedule.kappa=10 is outside the teacher grid"),
     (["schedule.kappa=0"], "schedule.kappa=0"),
     (["schedule.kappa=9"], "schedule.kappa=9, schedule.num_steps=10"),

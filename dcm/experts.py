@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from dcm.backbones.base import RECOMPUTE_STATE, Backbone
+from dcm.errors import DCMError
 
 DETAIL_ADAPTER = "detail"
 
@@ -201,10 +202,31 @@ class Expert(nn.Module):
         return contextlib.nullcontext()
 
 
-def attach_detail_expert(net: nn.Module, backbone: Backbone, rank: int, alpha: float) -> Expert:
-    """Freeze `net` (the trained SemE), add LoRA to its attention linears and copies of its timestep layers;
-    only those new parameters train (Sec. 3.3)."""
+def copied_layer_names(backbone: Backbone, names: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """The timestep layers a parameter-efficient DetE copies (`dete.timestep_layers`): `names`, each one of the
+    backbone's timestep layers or inside one, or all of the backbone's when None."""
+    if names is None:
+        return tuple(backbone.timestep_layer_names)
+    for name in names:
+        if not any(name == own or name.startswith(own + ".") for own in backbone.timestep_layer_names):
+            raise DCMError(f"dete.timestep_layers: {name!r} is not one of the backbone's timestep-dependent layers "
+                           f"nor inside one ({', '.join(backbone.timestep_layer_names)})")
+    return tuple(names)
+
+
+def attach_detail_expert(net: nn.Module, backbone: Backbone, rank: int, alpha: float,
+                         timestep_layers: list[str] | tuple[str, ...] | None = None) -> Expert:
+    """Freeze `net` (the trained SemE), add LoRA to its attention linears and copies of its timestep layers (those
+    of copied_layer_names); only those new parameters train (Sec. 3.3)."""
     from peft import LoraConfig  # imported here: it costs seconds, and most stages never build a detail expert
+
+    names = copied_layer_names(backbone, timestep_layers)
+    for name in names:
+        try:
+            parent, leaf = _resolve(net, name)
+            getattr(parent, leaf)
+        except AttributeError as err:
+            raise DCMError(f"dete.timestep_layers: the network has no layer {name!r}") from err
 
     net.requires_grad_(False)
     net.add_adapter(LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(backbone.attention_linear_names),
@@ -212,7 +234,7 @@ def attach_detail_expert(net: nn.Module, backbone: Backbone, rank: int, alpha: f
     net.disable_adapters()  # the semantic expert is the default; peft also freezes LoRA here, so after it:
     for name, p in net.named_parameters():
         p.requires_grad_("lora_" in name)
-    return Expert(net, DetailLayers(net, backbone.timestep_layer_names))
+    return Expert(net, DetailLayers(net, names))
 
 
 def detail_state_dict(expert: Expert) -> dict[str, torch.Tensor]:

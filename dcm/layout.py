@@ -19,7 +19,7 @@ from dcm.errors import DCMError
 
 NETWORK = "network"  # a trained network inside its stage's output
 DETAIL_WEIGHTS = "detail_expert.safetensors"  # a parameter-efficient DetE: LoRA and copied timestep layers
-DETAIL_CONFIG = "detail_expert.json"  # its LoRA rank and alpha, and the SemE it was trained on
+DETAIL_CONFIG = "detail_expert.json"  # its LoRA rank and alpha, copied layers, and the SemE it was trained on
 PARAMETERS = "parameters.json"  # a DetE's parameters beyond its SemE, and its backbone's (Table 3)
 SAMPLES = "samples.safetensors"  # latents and decoded videos of a sample set
 LATENCY = "latency.json"  # Table 1's latency column, every sampler timed interleaved in one job

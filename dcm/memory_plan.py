@@ -107,7 +107,6 @@ class NetworkFacts:
     width: int              # hidden size of the blocks
     heads: int              # attention heads (Ulysses gives each rank heads / context_parallel of them)
     feature_levels_per_stride: tuple[int, ...]  # discriminator feature levels at stride 1, 2, ...
-    timestep_layers: int    # parameters of the copied timestep-dependent layers (detail expert)
     patch: tuple[int, int]  # (temporal, spatial) patch size
 
 
@@ -117,25 +116,36 @@ def network_facts(backbone: str) -> NetworkFacts:
     from torch import nn
 
     from dcm.backbones import pretrained_adapter
-    from dcm.experts import _resolve
 
     adapter = pretrained_adapter(backbone)
     net = meta_transformer(backbone)
     block_lists = [m for m in net.children() if isinstance(m, nn.ModuleList)]
     units = [_count(b) for blocks in block_lists for b in blocks]
     rest = _count(net) - sum(units)
-    copied = 0
-    for name in adapter.timestep_layer_names:
-        parent, leaf = _resolve(net, name)
-        layer = getattr(parent, leaf)
-        copied += layer.numel() if isinstance(layer, nn.Parameter) else _count(layer)
     config = net.config
     patch = config.patch_size
     patch = (patch[0], patch[1]) if isinstance(patch, (list, tuple)) else (config.get("patch_size_t") or 1, patch)
     levels = len(getattr(net, adapter.blocks_attribute))
     return NetworkFacts(_count(net), max(units + [rest]), len(units),
                         config.num_attention_heads * config.attention_head_dim, config.num_attention_heads,
-                        tuple(len(range(s - 1, levels, s)) for s in range(1, levels + 1)), copied, patch)
+                        tuple(len(range(s - 1, levels, s)) for s in range(1, levels + 1)), patch)
+
+
+@functools.cache
+def copied_parameters(backbone: str, names: tuple[str, ...] | None) -> int:
+    """Parameters of the timestep layers a detail expert copies (dcm.experts.copied_layer_names of `names`, the
+    config's dete.timestep_layers) in the real transformer of `backbone`."""
+    from torch import nn
+
+    from dcm.backbones import pretrained_adapter
+    from dcm.experts import _resolve, copied_layer_names
+
+    net, copied = meta_transformer(backbone), 0
+    for name in copied_layer_names(pretrained_adapter(backbone), names):
+        parent, leaf = _resolve(net, name)
+        layer = getattr(parent, leaf)
+        copied += layer.numel() if isinstance(layer, nn.Parameter) else _count(layer)
+    return copied
 
 
 @functools.cache
@@ -339,8 +349,10 @@ def plan(cfg: dict) -> list[dict]:
     for name, flags in decoupled.items():
         kinds.setdefault((flags["parameter_efficient"], flags["gan"]), []).append(name)
     d = cfg["dete"]
+    lora = lora_parameters(b["name"], d["lora_rank"])
+    copied = copied_parameters(b["name"], tuple(d["timestep_layers"]) if d["timestep_layers"] else None)
     for (efficient, gan), names in sorted(kinds.items()):
-        trainable = lora_parameters(b["name"], d["lora_rank"]) + facts.timestep_layers if efficient else n
+        trainable = lora + copied if efficient else n
         activations, gathered, heads = train, (0.0, 0.0), 0
         if gan:
             levels = facts.feature_levels_per_stride[min(d["feature_stride"], len(facts.feature_levels_per_stride)) - 1]
@@ -361,15 +373,14 @@ def plan(cfg: dict) -> list[dict]:
     for stage in ("vcm", "lcm", "pcm"):
         rows.append(_row(cfg, stage, "baseline", cfg[stage]["batch_size"],
                          Holdings(trainable=n, ema=target_ema or stage == "lcm", activations=train)))
-    lora = lora_parameters(b["name"], d["lora_rank"]) + facts.timestep_layers
     batch = min(cfg["sampling"]["batch_size"] or _eval_prompt_count(cfg), _eval_prompt_count(cfg))
     rows.append(_row(cfg, "sample", "sample", batch,
-                     Holdings(frozen=2 * n + lora + vae, activations=(one_block, one_block), training=False),
+                     Holdings(frozen=2 * n + lora + copied + vae, activations=(one_block, one_block), training=False),
                      note="the teacher, or up to two student networks (OD experts, Fig. 3 mixes) + LoRA; the text "
                           "encoders leave the GPU once the prompts are encoded; sampling.batch_size videos at once "
                           "(null: every prompt)"))
     rows.append(_row(cfg, "latency", "latency", 1,
-                     Holdings(frozen=2 * n + lora + vae, activations=(one_block, one_block), training=False),
+                     Holdings(frozen=2 * n + lora + copied + vae, activations=(one_block, one_block), training=False),
                      note="every Table 1 sampler in one process, one video at a time; only the sampler being timed "
                           "on the GPU (at most two networks + LoRA), the others in host memory"))
     return rows

@@ -127,7 +127,9 @@ def detail_expert(request: SamplerRequest, directory: Path, semantic_net: torch.
     if not flags["parameter_efficient"]:
         return Expert(request.load(directory))
     meta = read_json(layout.require(directory / layout.DETAIL_CONFIG, "dete --variant " + request.method.variant))
-    expert = attach_detail_expert(semantic_net, request.backbone, meta["lora_rank"], meta["lora_alpha"])
+    # outputs written before dete.timestep_layers existed copied all of the backbone's timestep layers
+    expert = attach_detail_expert(semantic_net, request.backbone, meta["lora_rank"], meta["lora_alpha"],
+                                  meta.get("timestep_layers"))
     state = load_tensors(directory / layout.DETAIL_WEIGHTS)
     mismatch = set(state) ^ set(detail_state_dict(expert))
     if mismatch:

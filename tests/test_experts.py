@@ -2,9 +2,11 @@
 
 import contextlib
 
+import pytest
 import torch
 
 from dcm.consistency import consistency_pair
+from dcm.errors import DCMError
 from dcm.experts import Expert, attach_detail_expert, detail_state_dict, lora_layers
 from dcm.losses import pseudo_huber
 from dcm.sampling import two_expert_sample
@@ -100,6 +102,31 @@ def test_detail_layers_are_copies_named_by_the_backbone(backbone, net):
     names = {k.split(".")[2] for k in detail_state_dict(detail) if k.startswith("detail.")}
     assert names == {"condition_embedder", "proj_out", "scale_shift_table"}  # norm_out has no parameters
     assert detail.detail.layers["proj_out"] is not net.proj_out
+
+
+def test_detail_layers_can_be_a_chosen_part_of_the_backbones(backbone, net, cond):
+    chosen = ["condition_embedder.time_embedder", "scale_shift_table"]
+    detail = attach_detail_expert(net, backbone, rank=2, alpha=4, timestep_layers=chosen)
+    copied = {k: v for k, v in detail_state_dict(detail).items() if k.startswith("detail.")}
+    assert {k.split(".")[2] for k in copied} == {"condition_embedder__time_embedder", "scale_shift_table"}
+    assert sum(v.numel() for v in copied.values()) == (sum(p.numel() for p in net.condition_embedder.time_embedder
+                                                           .parameters()) + net.scale_shift_table.numel())
+    original, shared = net.condition_embedder.time_embedder, net.condition_embedder.time_proj
+    for p in detail.detail.parameters():
+        torch.nn.init.normal_(p, std=0.5)
+    x, sigma = torch.randn(2, *backbone.latent_shape), torch.tensor([0.3, 0.2])
+    with detail.detail.active(net):  # the copy sits inside the shared condition embedder while DetE runs
+        assert net.condition_embedder.time_embedder is not original
+        assert net.condition_embedder.time_proj is shared  # not chosen: not copied
+    assert net.condition_embedder.time_embedder is original
+    assert not torch.allclose(detail(backbone, x, sigma, cond), Expert(net)(backbone, x, sigma, cond))
+
+
+def test_detail_layers_outside_the_backbones_timestep_layers_are_refused(backbone, net):
+    with pytest.raises(DCMError, match="dete.timestep_layers: 'blocks.0' is not one of the backbone's timestep"):
+        attach_detail_expert(net, backbone, rank=2, alpha=4, timestep_layers=["blocks.0"])
+    with pytest.raises(DCMError, match="the network has no layer 'condition_embedder.nothing'"):
+        attach_detail_expert(net, backbone, rank=2, alpha=4, timestep_layers=["condition_embedder.nothing"])
 
 
 def _through_diffusers(detail, backbone, x, sigma, cond):

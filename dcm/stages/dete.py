@@ -10,7 +10,7 @@ from dcm.consistency import Adversarial
 from dcm.discriminator import Discriminator
 from dcm.distillation import feature_levels, fresh_student, pair_source, train_consistency
 from dcm.errors import DCMError
-from dcm.experts import attach_detail_expert, detail_state_dict
+from dcm.experts import attach_detail_expert, copied_layer_names, detail_state_dict
 from dcm.io import save_tensors, write_json
 from dcm.methods import variant_flags
 from dcm.outputs import stage_output
@@ -26,7 +26,7 @@ def run(cfg: dict, variant: str = "dcm") -> None:
     seme = layout.seme_dir(point, flags["temporal_coherence"])
     if flags["parameter_efficient"]:
         net = backbone.load_network(layout.require(seme / layout.NETWORK, "seme"))
-        student = attach_detail_expert(net, backbone, dcfg["lora_rank"], dcfg["lora_alpha"])
+        student = attach_detail_expert(net, backbone, dcfg["lora_rank"], dcfg["lora_alpha"], dcfg["timestep_layers"])
     else:
         student = fresh_student(backbone, teacher_network_dir(cfg))
     cache = pair_source(cfg, backbone, teacher)
@@ -44,8 +44,9 @@ def run(cfg: dict, variant: str = "dcm") -> None:
             write_json(work / layout.PARAMETERS, added_parameters(student, detail))
             if detail is not None:
                 save_tensors(work / layout.DETAIL_WEIGHTS, detail)
-                write_json(work / layout.DETAIL_CONFIG, {"lora_rank": dcfg["lora_rank"],
-                                                         "lora_alpha": dcfg["lora_alpha"], "seme": str(seme)})
+                write_json(work / layout.DETAIL_CONFIG, {"lora_rank": dcfg["lora_rank"], "lora_alpha": dcfg["lora_alpha"],
+                                                         "timestep_layers": list(copied_layer_names(backbone, dcfg["timestep_layers"])),
+                                                         "seme": str(seme)})
         if not flags["parameter_efficient"]:
             backbone.save_network(student.net, work / layout.NETWORK)
 

@@ -84,8 +84,8 @@ def check_consistency(cfg: dict, source: str) -> None:
     if not 0 < phases.kappa < phases.num_steps:
         raise DCMError(f"{source}: schedule.kappa={phases.kappa} is outside the teacher grid: it must lie in "
                        f"1..{phases.num_steps - 1} (schedule.num_steps={phases.num_steps})")
-    if phases.expert_phases_problem():
-        raise DCMError(f"{source}: {phases.expert_phases_problem()}")
+    if problem := phases.expert_phases_problem():
+        raise DCMError(f"{source}: {problem}")
     teacher_steps = cfg["sampling"]["teacher_steps"]
     if teacher_steps > phases.num_steps:
         raise DCMError(f"{source}: sampling.teacher_steps={teacher_steps} exceeds schedule.num_steps="

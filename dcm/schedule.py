@@ -4,8 +4,8 @@ edges of each way of cutting it, the phase of a grid index, few-step schedules a
 Index convention (the paper's): grid index i = 0..N, x_{t_N} is pure noise (sigma_N = 1) and x_{t_0} the clean
 end (sigma_0 = 0). The semantic phase is [kappa, N], the detail phase [0, kappa]; the detail expert runs at
 and below kappa. Beyond the paper, each expert's phase can be cut into `expert_phases` uniform sub-phases (each
-expert then a phased consistency model of its own sub-trajectory; 1, the paper's DCM, is the default). The index arithmetic is torch-free (config validation and the workflow use it); the sigmas
-are computed on first use.
+expert then a phased consistency model of its own sub-trajectory; 1, the paper's DCM, is the default). The index
+arithmetic is torch-free (config validation and the workflow use it); the sigmas are computed on first use.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class PhaseSchedule:
     def expert_phases_problem(self) -> str | None:
         """Why each expert's phase cannot be cut into `expert_phases` sub-phases, or None when it can."""
         for name, (hi, lo) in (("semantic", (self.num_steps, self.kappa)), ("detail", (self.kappa, 0))):
-            if hi - lo < self.expert_phases:
+            if phases_problem(hi - lo, self.expert_phases):
                 return (f"schedule.expert_phases={self.expert_phases} sub-phases need as many grid intervals in each "
                         f"expert's phase, but the {name} phase [{hi}, {lo}] has {hi - lo} ({self.cut_keys('experts')})")
         return None
@@ -136,8 +136,8 @@ class PhaseSchedule:
         misfit = phases_problem(self.num_steps, self.pcm_phase_count(steps)) if cut == "pcm" else None
         if misfit:
             return f"PCM's {self.pcm_phase_count(steps)} phases: {misfit} ({self.cut_keys(cut)})"
-        if cut == "experts" and self.expert_phases_problem():
-            return self.expert_phases_problem()
+        if cut == "experts" and (problem := self.expert_phases_problem()):
+            return problem
         edges = self.edges(cut, steps)
         phases = len(edges) - 1
         if steps % phases:

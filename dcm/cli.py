@@ -10,11 +10,14 @@ import sys
 from pathlib import Path
 
 from dcm import methods, tracking
-from dcm.config import at_kappa, load_config
+from dcm.config import at_kappa, at_train_seed, load_config, train_seed
 from dcm.errors import DCMError
 from dcm.io import check_writable
 
 log = logging.getLogger("dcm")
+
+#: the stages one point of the kappa sweep or one more training seed runs (the trainers run per seed too)
+SEED_STAGES = ("seme", "dete", "sample", "vbench_sample", "evaluate")
 
 #: stage -> (one-line help, "module:function" that runs it); the training stages of the registry follow
 STAGES = {
@@ -88,10 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--phases", type=int, metavar="P",
                            help=f"train P uniform phases, output <run>/{name}/<P>/ (1..schedule.num_steps; "
                            "default: pcm.phases, required when it is 'steps')")
-        if name in ("seme", "dete", "sample", "vbench_sample", "evaluate"):
+        if name in SEED_STAGES:
             p.add_argument("--kappa", type=int, metavar="K",
                            help="one point of the kappa sweep (Fig. 10, right): schedule.kappa=K, outputs under "
                            "<run>/kappa/K/ (trajectories, teacher and the teacher's samples from the run itself)")
+        if name in (*SEED_STAGES, *methods.TRAINERS):
+            p.add_argument("--train-seed", type=int, metavar="S",
+                           help="the students of training seed S (seed, or one of extra_train_seeds): outputs "
+                           "under <run>/seed/S/ (trajectories, teacher and the teacher's samples from the run "
+                           "itself)")
         if name == "plan":
             p.add_argument("--json", dest="as_json", action="store_true", help="print a JSON list, one object per stage")
         if name == "schedule":
@@ -107,7 +115,7 @@ def seed_torch(cfg: dict) -> None:
     import torch
 
     torch.set_num_threads(cfg["threads"])
-    torch.manual_seed(cfg["seed"])
+    torch.manual_seed(train_seed(cfg))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config, args.overrides)
         if getattr(args, "kappa", None) is not None:
             cfg = at_kappa(cfg, args.kappa)
+        if getattr(args, "train_seed", None) is not None:
+            cfg = at_train_seed(cfg, args.train_seed)
         extra = {k: v for k, v in vars(args).items()
                  if k in ("variant", "method", "steps", "table", "as_json", "shard", "shards", "phases")}
         if "phases" in extra:
@@ -128,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
                  os.environ.get("CUDA_VISIBLE_DEVICES", ""), os.environ.get("SLURM_JOB_ID", ""),
                  os.environ.get("RANK", "0"), os.environ.get("WORLD_SIZE", "1"))
         module, _, function = STAGES[args.stage][1].partition(":")
-        with tracking.stage_run(cfg, args.stage, **extra, kappa=cfg["kappa_sweep"]["point"]):
+        with tracking.stage_run(cfg, args.stage, **extra, kappa=cfg["kappa_sweep"]["point"],
+                                train_seed=cfg["train_seed_point"]):
             getattr(importlib.import_module(module), function)(cfg, **extra)
     except DCMError as err:
         print(f"error: {err}", file=sys.stderr)

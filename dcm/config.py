@@ -97,6 +97,9 @@ def check_consistency(cfg: dict, source: str) -> None:
     if cfg["kappa_sweep"]["values"] and not cfg["variants"][cfg["tables"]["method"]]["decouple"]:
         raise DCMError(f"{source}: tables.method={cfg['tables']['method']!r} names a variant without experts "
                        "(decouple: false), but kappa_sweep.values retrains SemE and DetE at each kappa")
+    if cfg["seed"] in cfg["extra_train_seeds"]:
+        raise DCMError(f"{source}: extra_train_seeds={cfg['extra_train_seeds']} contains the run's own "
+                       f"seed={cfg['seed']}: each training seed is trained once")
     methods.check_planned_sets(cfg, source)
     _check_data(cfg, source)
 
@@ -160,6 +163,31 @@ def at_kappa(cfg: dict, kappa: int, source: str = "--kappa") -> dict:
     cfg = copy.deepcopy(cfg)
     cfg["schedule"]["kappa"] = cfg["kappa_sweep"]["point"] = kappa
     check_consistency(cfg, f"{source} {kappa}")
+    return cfg
+
+
+def train_seeds(cfg: dict) -> list[int]:
+    """The students' training seeds: the run's own `seed`, then extra_train_seeds."""
+    return [cfg["seed"], *cfg["extra_train_seeds"]]
+
+
+def train_seed(cfg: dict) -> int:
+    """The seed this process trains (or samples, or scores) the students of: its --train-seed, else `seed`."""
+    point = cfg["train_seed_point"]
+    return cfg["seed"] if point is None else point
+
+
+def at_train_seed(cfg: dict, seed: int, source: str = "--train-seed") -> dict:
+    """The config of one more training seed of the students (train_seed_point set, outputs under
+    <run>/seed/<seed>/); the run's own `seed` is the run itself."""
+    if seed not in train_seeds(cfg):
+        raise DCMError(f"{source} {seed}: not a training seed of this run: seed={cfg['seed']}, "
+                       f"extra_train_seeds={cfg['extra_train_seeds']}")
+    if seed != cfg["seed"] and cfg["kappa_sweep"]["point"] is not None:
+        raise DCMError(f"{source} {seed} with --kappa {cfg['kappa_sweep']['point']}: the kappa sweep is trained "
+                       f"at the run's own seed={cfg['seed']} only")
+    cfg = copy.deepcopy(cfg)
+    cfg["train_seed_point"] = None if seed == cfg["seed"] else seed
     return cfg
 
 

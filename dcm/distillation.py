@@ -10,6 +10,7 @@ import torch
 
 from dcm import distributed, layout
 from dcm.backbones.base import Backbone
+from dcm.config import train_seed
 from dcm.consistency import Adversarial, PhasedConsistency
 from dcm.errors import DCMError
 from dcm.experts import Expert
@@ -72,7 +73,7 @@ def train_consistency(cfg: dict, section: str, backbone: Backbone, student: Expe
         student=student, optimizer=adamw(student.parameters(), scfg["lr"] if lr is None else lr, dcfg["weight_decay"]),
         objective=objective,
         sample_batch=cache.sampler(index_range[0], index_range[1], scfg["batch_size"]),
-        out_dir=work, steps=scfg["steps"], seed=cfg["seed"], checkpoint_every=scfg["checkpoint_every"],
+        out_dir=work, steps=scfg["steps"], seed=train_seed(cfg), checkpoint_every=scfg["checkpoint_every"],
         grad_clip=dcfg["grad_clip"], ema=ema, discriminator=discriminator, description=section, on_step=on_step,
         frozen=(adversarial.teacher,) if adversarial is not None else (), **scale_options(cfg, backbone))
     return loop.run()

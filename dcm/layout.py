@@ -1,14 +1,16 @@
 """Where every output of a run lives, for the stages and the Snakemake workflow alike (torch-free).
 
-Each function takes the directory it builds on (a run, or a point of the kappa sweep) and returns a Path;
+Each function takes the directory it builds on (a run, a point of the kappa sweep or another training seed's
+students) and returns a Path;
 the workflow passes strings with wildcards such as "{method}" through the same functions. Layout:
 
     <results_dir>/<name>/                      the run (`run_dir`)
         dataset/ teacher/network/ trajectories/ <trainer>/network/ (vcm, lcm, ...)  pcm/<P>/network/ (P phases)
         seme/<tc|plain>/network/  dete/<variant>/   samples/<method>-<steps>/  eval/<method>-<steps>/
         kappa/<K>/{seme,dete,samples,eval}/...   one point of the kappa sweep (Fig. 10, right)
+        seed/<S>/{vcm,lcm,pcm,seme,dete,samples,eval}/...   the students of one more training seed
         latency/ compare/ weightdiff/ trajdist/ figures/ userstudy/ userstudy-answers/ tables/<table>/
-        logs/[kappa<K>/]<job>.log  benchmarks/[kappa<K>/]<job>.tsv
+        logs/[kappa<K>/|seed<S>/]<job>.log  benchmarks/[kappa<K>/|seed<S>/]<job>.tsv
 """
 
 from __future__ import annotations
@@ -38,9 +40,27 @@ def point_dir(run: str | Path, kappa: int | str | None) -> Path:
     return Path(run) if kappa is None else Path(run) / "kappa" / str(kappa)
 
 
+def seed_dir(run: str | Path, seed: int | str | None) -> Path:
+    """Where the students of a training seed live: the run itself (its own seed), or seed/<S>/ for another."""
+    return Path(run) if seed is None else Path(run) / "seed" / str(seed)
+
+
+def trained_dir(cfg: dict) -> Path:
+    """This process's students (VCM, LCM, PCM; SemE and DetE outside a kappa point): the run, or seed/<S>/
+    when a stage runs with --train-seed S."""
+    return seed_dir(run_dir(cfg), cfg["train_seed_point"])
+
+
 def own_point(cfg: dict) -> Path:
-    """This process's point directory: the run, or kappa/<K>/ when a stage runs with --kappa K."""
-    return point_dir(run_dir(cfg), cfg["kappa_sweep"]["point"])
+    """This process's point directory: the run, kappa/<K>/ when a stage runs with --kappa K, or seed/<S>/ with
+    --train-seed S."""
+    kappa = cfg["kappa_sweep"]["point"]
+    return trained_dir(cfg) if kappa is None else point_dir(run_dir(cfg), kappa)
+
+
+def train_seed_point(cfg: dict, seed: int) -> Path:
+    """The students' directory of training seed `seed` in a run config: the run's own `seed` is the run itself."""
+    return seed_dir(run_dir(cfg), None if seed == cfg["seed"] else seed)
 
 
 def sweep_point(cfg: dict, kappa: int) -> Path:
@@ -116,14 +136,18 @@ def answers_dir(cfg: dict) -> Path:
     return Path(configured) if configured else run_dir(cfg) / "userstudy-answers"
 
 
-def log_file(run: str | Path, job: str, kappa: int | str | None = None) -> Path:
-    """Log of one workflow job (logs/kappa<K>/ for a point of the kappa sweep)."""
-    return Path(run) / "logs" / ("" if kappa is None else f"kappa{kappa}") / f"{job}.log"
+def _job_folder(kappa: int | str | None, seed: int | str | None) -> str:
+    return "" if kappa is None and seed is None else f"kappa{kappa}" if seed is None else f"seed{seed}"
 
 
-def benchmark_file(run: str | Path, job: str, kappa: int | str | None = None) -> Path:
-    """Snakemake benchmark of one workflow job."""
-    return Path(run) / "benchmarks" / ("" if kappa is None else f"kappa{kappa}") / f"{job}.tsv"
+def log_file(run: str | Path, job: str, kappa: int | str | None = None, seed: int | str | None = None) -> Path:
+    """Log of one workflow job (logs/kappa<K>/ for a point of the kappa sweep, logs/seed<S>/ for a training seed)."""
+    return Path(run) / "logs" / _job_folder(kappa, seed) / f"{job}.log"
+
+
+def benchmark_file(run: str | Path, job: str, kappa: int | str | None = None, seed: int | str | None = None) -> Path:
+    """Snakemake benchmark of one workflow job (in the same folders as its log)."""
+    return Path(run) / "benchmarks" / _job_folder(kappa, seed) / f"{job}.tsv"
 
 
 def require(path: Path, made_by: str) -> Path:

@@ -36,7 +36,7 @@ class SamplerRequest:
     phases: PhaseSchedule  # grid, phase edges and kappa of this run (or kappa-sweep point)
     backbone: Backbone
     run: Path  # the run directory
-    point: Path  # the run, or the kappa-sweep point whose experts are sampled
+    point: Path  # the run, the kappa-sweep point or the training seed whose experts are sampled
     held: list[torch.nn.Module] = field(default_factory=list)  # the networks its sampler runs (see `hold`)
 
     @cached_property
@@ -46,7 +46,7 @@ class SamplerRequest:
 
     def networks(self) -> list[Path]:
         """The training outputs the method samples from at this step count."""
-        return methods.networks(self.cfg, self.method, self.run, self.point, self.steps)
+        return methods.networks(self.cfg, self.method, layout.trained_dir(self.cfg), self.point, self.steps)
 
     def teacher(self) -> torch.nn.Module:
         """The frozen teacher network, loaded only by the samplers that run it (it is not on the GPU otherwise)."""
@@ -54,7 +54,7 @@ class SamplerRequest:
 
     def load(self, directory: Path) -> torch.nn.Module:
         """A frozen network saved under `directory`/network, or an error naming the stage that makes it."""
-        made_by = directory.name if directory.parent == self.run else directory.parent.name
+        made_by = directory.name if directory.parent in (self.run, layout.trained_dir(self.cfg)) else directory.parent.name
         net = self.backbone.load_network(layout.require(directory / layout.NETWORK, made_by))
         return self.hold(net.eval().requires_grad_(False))
 

@@ -124,19 +124,24 @@ def method(cfg: dict, name: str) -> Method:
                    f"<{'|'.join(MIX_SEMANTIC)}>+<{'|'.join(MIX_DETAIL)}>[@variant]")
 
 
-def networks(cfg: dict, m: Method, run: str | Path, point: str | Path, steps: int) -> list[Path]:
-    """The training outputs `m` samples from at `steps` steps: its trainer's (the one of its phase count, for a
-    per-phase-count trainer), or its variant's SemE and DetE from `point` (the run or a kappa-sweep point); a
-    Fig. 3 mix takes VCM and its variant's experts."""
+def networks(cfg: dict, m: Method, trained: str | Path, point: str | Path, steps: int) -> list[Path]:
+    """The training outputs `m` samples from at `steps` steps: its trainer's under `trained` (the run or a
+    training seed's directory; the one of its phase count, for a per-phase-count trainer), or its variant's SemE
+    and DetE from `point` (`trained` or a kappa-sweep point); a Fig. 3 mix takes VCM and its variant's experts."""
     if m.trainer is not None and m.trainer.per_phase_count:
-        return [layout.phased_trainer_dir(run, m.trainer.name, phase_count(cfg, m.name, steps))]
+        return [layout.phased_trainer_dir(trained, m.trainer.name, phase_count(cfg, m.name, steps))]
     if m.trainer is not None:
-        return [layout.trainer_dir(run, m.trainer.name)]
+        return [layout.trainer_dir(trained, m.trainer.name)]
     if m.variant is None:
         return []
     flags = variant_flags(cfg, m.variant)
     experts = [layout.seme_dir(point, flags["temporal_coherence"]), layout.dete_dir(point, m.variant)]
-    return experts if m.semantic is None else [layout.trainer_dir(run, VCM.name), *experts]
+    return experts if m.semantic is None else [layout.trainer_dir(trained, VCM.name), *experts]
+
+
+def trains(cfg: dict, name: str, steps: int) -> bool:
+    """Whether `name` samples from trained networks at `steps` steps (every method but the teacher)."""
+    return bool(networks(cfg, method(cfg, name), "", "", steps))
 
 
 def phase_count(cfg: dict, name: str, steps: int) -> int:
@@ -178,13 +183,18 @@ def check_steps(cfg: dict, name: str, steps: int, what: str, schedule: PhaseSche
 
 
 def check_request(cfg: dict, name: str, steps: int) -> Method:
-    """The entry of `name`, once it is known to be samplable at `steps` in this process (its --kappa point too)."""
+    """The entry of `name`, once it is known to be samplable at `steps` in this process (its --kappa point or
+    --train-seed too)."""
     entry = method(cfg, name)
     point = cfg["kappa_sweep"]["point"]
     if point is not None and (entry.variant is None or entry.semantic is not None
                               or not variant_flags(cfg, entry.variant)["decouple"]):
         raise DCMError(f"--kappa {point} applies to methods made of SemE and DetE only (a variant with decouple: "
                        f"true), not {name!r}: its networks are trained at schedule.kappa alone")
+    seed = cfg["train_seed_point"]
+    if seed is not None and not trains(cfg, name, steps):
+        raise DCMError(f"--train-seed {seed} applies to trained students, not {name!r}: it trains nothing (its "
+                       "samples are the run's own)")
     check_steps(cfg, name, steps, f"--steps {steps}")
     return entry
 
@@ -247,6 +257,13 @@ def sample_sets(cfg: dict) -> list[str]:
     sampling = cfg["sampling"]
     return [layout.sample_set("teacher", sampling["teacher_steps"])] + [
         layout.sample_set(m, k) for k in sampling["steps"] for m in (*METHODS, *cfg["variants"])]
+
+
+def seed_sets(cfg: dict) -> list[str]:
+    """The sets each training seed samples and scores (extra_train_seeds): those of Tables 1 and 3 whose
+    method trains a network (not the teacher's)."""
+    return [name for name in dict.fromkeys(table1_sets(cfg) + table3_sets(cfg))
+            if trains(cfg, *layout.parse_sample_set(name))]
 
 
 def compare_sets(cfg: dict) -> list[str]:

@@ -144,6 +144,15 @@ def _experiment_id(client, cfg: dict, name: str) -> str:
     return client.create_experiment(name, artifact_location=(artifact_root(cfg) / name).as_uri())
 
 
+#: labels whose values a run name prefixes, so that a point of the kappa sweep or a training seed reads as one
+NAMED_LABELS = {"kappa": "kappa", "train_seed": "seed"}
+
+
+def run_name(stage: str, labels: dict) -> str:
+    """A stage run's name in the MLflow UI: the stage and its labels' values, e.g. pcm-4-seed1, dete-dcm-kappa4."""
+    return "-".join([stage, *(f"{NAMED_LABELS.get(k, '')}{v}" for k, v in labels.items())])
+
+
 @contextlib.contextmanager
 def stage_run(cfg: dict, stage: str, **labels):
     """Open an MLflow run for one stage and make it `current()` for the duration."""
@@ -152,7 +161,7 @@ def stage_run(cfg: dict, stage: str, **labels):
         yield _current
         return
     labels = {k: v for k, v in labels.items() if v is not None}
-    tags = {"stage": stage, "seed": str(cfg["seed"]), "git_commit": git_commit(),
+    tags = {"stage": stage, "seed": str(labels.get("train_seed", cfg["seed"])), "git_commit": git_commit(),
             "slurm_job_id": os.environ.get("SLURM_JOB_ID", "none"), "backbone": cfg["backbone"]["name"],
             **{k: str(v) for k, v in labels.items()}}
     if os.environ.get(PARENT_ENV):
@@ -163,7 +172,7 @@ def stage_run(cfg: dict, stage: str, **labels):
         client = _client(cfg)
         name = experiment_name(cfg, stage, labels.get("method"), labels.get("variant"), labels.get("table"))
         experiment = _experiment_id(client, cfg, name)
-        run = client.create_run(experiment, run_name="-".join([stage, *map(str, labels.values())]), tags=tags)
+        run = client.create_run(experiment, run_name=run_name(stage, labels), tags=tags)
         client.log_batch(run.info.run_id, params=[Param(k, v[:6000]) for k, v in flatten(cfg).items()])
     except Exception as err:
         warnings.warn(f"MLflow tracking at {tracking_uri(cfg)} is unavailable ({_one_line(err)}); the stage runs untracked")

@@ -60,6 +60,7 @@ BAD_CONFIGS = [
     (["trajectories.shard_size=0"], "trajectories.shard_size"),
     (["trajectories.jobs=4"], "trajectories.jobs=4 exceeds the 3 shards"),
     (["tracking.uri=5"], "tracking.uri"),
+    (["extra_train_seeds=[1, 0]"], "extra_train_seeds=[1, 0] contains the run's own seed=0"),
 ]
 
 # (stage arguments, text the one-line error must contain)
@@ -76,6 +77,10 @@ BAD_ARGUMENTS = [
     (["seme", "--variant", "nope"], "unknown variant 'nope'"),
     (["sample", "--method", "pcm", "--steps", "4", "--kappa", "4"], "--kappa 4 applies to methods made of SemE"),
     (["sample", "--method", "dcm", "--steps", "4", "--kappa", "12"], "--kappa 12: schedule.kappa=12"),
+    (["lcm", "--train-seed", "7"], "--train-seed 7: not a training seed of this run: seed=0, extra_train_seeds=[1]"),
+    (["seme", "--kappa", "4", "--train-seed", "1"], "--train-seed 1 with --kappa 4: the kappa sweep is trained at"),
+    (["sample", "--method", "teacher", "--steps", "4", "--train-seed", "1"],
+     "--train-seed 1 applies to trained students, not 'teacher'"),
     (["dataset", "--set", "sampling.prompts=['a"], "override sampling.prompts: the value is not valid YAML (line 1"),
     (["dataset", "--set", "sampling"], "override 'sampling' must look like key.sub=value"),
     (["dataset", "--set", "results_dir=/proc/dcm"], "results_dir=/proc/dcm: cannot write there"),
@@ -101,6 +106,8 @@ BAD_TARGETS = [
     ("kappa/4/samples/pcm-4", "--kappa 4 applies to methods made of SemE and DetE only"),
     ("kappa/99/samples/dcm-4", "kappa 99: schedule.kappa=99 is outside the teacher grid"),
     ("vbench/seme+lcm-4", "mixed method 'seme+lcm'"),
+    ("seed/7/lcm", "a target asks for seed=7, baseline=lcm: seed 7: not a training seed of this run"),
+    ("seed/1/samples/teacher-4", "--train-seed 1 applies to trained students, not 'teacher'"),
 ]
 
 

@@ -24,7 +24,7 @@ def train(cfg: dict) -> None:
     phases = PhaseSchedule.from_config(cfg)
     backbone, teacher = load_teacher(cfg)
     student = fresh_student(backbone, teacher_network_dir(cfg))
-    with stage_output(layout.trainer_dir(layout.run_dir(cfg), "toy"), cfg) as work:
+    with stage_output(layout.trainer_dir(layout.trained_dir(cfg), "toy"), cfg) as work:
         train_consistency(cfg, "pcm", backbone, student, phases.edges("whole"), (0, phases.num_steps), work,
                           pair_source(cfg, backbone, teacher))
         backbone.save_network(student.net, work / layout.NETWORK)
@@ -73,7 +73,8 @@ def test_a_registered_method_reaches_the_dag_dvc_mlflow_and_table1(toy_repo, smo
     _run(toy_repo, snakemake, f"{tmp_path}/smoke/tables/table1", "--cores", "2", *smoke)  # target first: --config
     # takes every argument after it
     rows = pd.read_csv(tmp_path / "smoke" / "tables" / "table1" / "table1.csv")
-    assert rows.loc[rows["method"] == "toy", "steps"].tolist() == [4]
+    assert rows.loc[rows["method"] == "toy", ["steps", "train_seeds"]].values.tolist() == [[4, 2]]
+    assert (tmp_path / "smoke" / "seed" / "1" / "toy" / "network").is_dir()  # trained again at the extra seed
     assert not (tmp_path / "smoke" / "samples" / "dcm-4.partial").exists()
 
     with sqlite3.connect(tmp_path / "mlflow.db") as db:

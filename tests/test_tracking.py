@@ -28,10 +28,14 @@ def test_every_stage_run_is_tracked_with_tags_params_and_parent(client):
     children = [r for r in runs if r.data.tags["mlflow.parentRunId"] == first.info.run_id]
     assert {"dataset", "teacher", "trajectories", "seme", "dete", "vcm", "lcm", "pcm", "sample"} <= {
         r.data.tags["stage"] for r in children}
-    assert [r.info.run_name for r in children if r.data.tags["stage"] == "pcm"] == ["pcm-4"]  # its phase count
+    # its phase count, and its training seed where it is not the run's own (extra_train_seeds: [1])
+    assert sorted(r.info.run_name for r in children if r.data.tags["stage"] == "pcm") == ["pcm-4", "pcm-4-seed1"]
     assert {r.data.tags["mlflow.parentRunId"] for r in runs} <= {r.info.run_id for r in workflow}
+    trained_again = [r for r in runs if r.data.tags.get("train_seed") == "1"]
+    assert {r.data.tags["stage"] for r in trained_again} == {"seme", "dete", "vcm", "lcm", "pcm", "sample", "evaluate"}
     for run in runs:
-        assert run.data.tags["git_commit"] and run.data.tags["seed"] == "0"
+        again = run.data.tags.get("train_seed") == "1"
+        assert run.data.tags["git_commit"] and run.data.tags["seed"] == ("1" if again else "0")
         assert run.data.params["schedule.kappa"] == "6"
         assert run.info.status == "FINISHED"
 
@@ -51,6 +55,11 @@ def test_training_metrics_and_sample_artifacts(client):
 def test_ablation_variants_go_to_the_table3_experiment(client):
     runs = _runs(client, "smoke/table3-ablations")
     assert {r.data.tags.get("variant") or r.data.tags["stage"] for r in runs} >= {"od", "vcm"}
+
+
+def test_run_names_say_which_labels_are_a_kappa_or_a_training_seed():
+    assert tracking.run_name("dete", {"variant": "dcm", "kappa": 4}) == "dete-dcm-kappa4"
+    assert tracking.run_name("pcm", {"phases": 4, "train_seed": 2}) == "pcm-4-seed2"
 
 
 def test_each_pcm_network_has_its_own_run_named_by_its_phase_count(tmp_path):

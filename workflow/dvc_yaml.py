@@ -49,7 +49,7 @@ RULE_PARAMS = {
     "compare": ["backbone", "schedule", "sampling"],
     "evaluate": ["seed", "backbone", "data", "sampling", "evaluate"],
     "trajdist": ["schedule", "trajdist"],
-    "table": ["sampling", "variants", "tables"],
+    "table": ["seed", "extra_train_seeds", "sampling", "variants", "tables"],
     "kappa_table": ["schedule", "tables", "kappa_sweep"],
     "figures": ["backbone", "data", "schedule", "seme", "sampling", "evaluate", "tables", "variants", "kappa_sweep"],
     "userstudy": ["seed", "userstudy"],
@@ -65,8 +65,9 @@ SCORE_FILES = {"teacher": ["prompt_following.json"], "compare": ["distances.json
                "table": ["table{table}.json"], "kappa_table": ["kappa_sweep.json"]}
 # Per-step training curves (layout.METRICS_TABLE inside their output) for `dvc plots show`: DVC reads CSV, not JSONL.
 CURVE_RULES = {"teacher", "seme", "dete", "baseline"}
-# `use rule X as X_at_kappa` (workflow/rules): rule X at one point of the kappa sweep, configured as X
-SWEEP_SUFFIX = "_at_kappa"
+# `use rule X as X_at_kappa` / `X_at_seed` (workflow/rules): rule X at one point of the kappa sweep or for one
+# more training seed, configured as X
+POINT_SUFFIXES = ("_at_kappa", "_at_seed")
 # other `use rule X as Y` rules configured as X: the training stages that make one network per phase count
 USED_RULES = {"phased_baseline": "baseline"}
 
@@ -109,8 +110,10 @@ def stage_name(job: dict) -> str:
 
 
 def base_rule(job: dict) -> str:
-    """The rule whose settings above a job takes: its own, or X for the kappa sweep's X_at_kappa and USED_RULES."""
-    rule = job["rule_name"].removesuffix(SWEEP_SUFFIX)
+    """The rule whose settings above a job takes: its own, or X for X_at_kappa, X_at_seed and USED_RULES."""
+    rule = job["rule_name"]
+    for suffix in POINT_SUFFIXES:
+        rule = rule.removesuffix(suffix)
     return USED_RULES.get(rule, rule)
 
 

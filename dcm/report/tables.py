@@ -1,6 +1,7 @@
 """Tables 1 and 3 of the paper from the evaluation and latency files of a run, with the spread across
-sampling seeds (the paper reports single numbers; we report mean +- standard deviation) and a paired comparison
-of per-video Totals (same prompts, same noise), as pandas frames."""
+training seeds (across sampling seeds for a row trained once: the paper reports single numbers; we report
+mean +- standard deviation) and a paired comparison of per-video Totals (same prompts, same noise, same training
+seed), as pandas frames."""
 
 from __future__ import annotations
 
@@ -20,47 +21,55 @@ ABLATION_FLAGS = (("OD", "decouple"), ("PE", "parameter_efficient"), ("TC", "tem
 PAIRED = ("paired_diff", "paired_low", "paired_high", "paired_p")
 
 
-def seed_spread(scores: dict, key: str) -> tuple[float, float, int]:
-    """(mean, sample standard deviation, count) of `key` over the per-seed scores, in VBench percent."""
-    values = pd.Series([100 * s[key] for s in scores["per_seed"]], dtype=float)
-    return float(values.mean()), float(values.std()) if len(values) > 1 else 0.0, len(values)
-
-
-def _score_columns(scores: dict) -> dict:
-    per_seed = 100 * pd.DataFrame(scores["per_seed"], columns=list(SCORES), dtype=float)
-    spread = per_seed.std() if len(per_seed) > 1 else per_seed.iloc[0] * 0.0
+def _score_columns(trainings: list[dict]) -> dict:
+    """Scores of one row from its evaluations, one per training seed: the mean over training seeds of each
+    training's mean over sampling seeds, and the standard deviation across training seeds (across sampling
+    seeds when the row was trained once)."""
+    per_seed = [100 * pd.DataFrame(s["per_seed"], columns=list(SCORES), dtype=float) for s in trainings]
+    spread_of = pd.DataFrame([frame.mean() for frame in per_seed]) if len(per_seed) > 1 else per_seed[0]
+    means = spread_of.mean()
+    spread = spread_of.std() if len(spread_of) > 1 else means * 0.0
     row = {}
     for key in SCORES:
-        row[key] = float(per_seed[key].mean())
+        row[key] = float(means[key])
         row[f"{key}_std"] = float(spread[key])
-    row["seeds"] = len(per_seed)
-    row.update({k: scores[k] for k in ("frechet_to_real", "rmse_to_teacher") if k in scores})
+    row["train_seeds"] = len(trainings)
+    row["seeds"] = len(per_seed[0])
+    for key in ("frechet_to_real", "rmse_to_teacher"):
+        if all(key in s for s in trainings):
+            row[key] = float(pd.Series([s[key] for s in trainings]).mean())
     return row
 
 
-def _read_scores(eval_dir: Path, sets: list[str]) -> dict[str, dict]:
-    return {name: read_json(eval_dir / name / "scores.json") for name in sets}
+def read_trainings(eval_dirs: list[Path], name: str, trained: bool) -> list[dict]:
+    """The scores of sample set `name`, one per training seed (`eval_dirs`: the run's first), or the run's
+    alone for a set that trains nothing (the teacher's)."""
+    return [read_json(d / name / "scores.json") for d in (eval_dirs if trained else eval_dirs[:1])]
 
 
-def paired_columns(scores: dict | None, baseline: dict | None) -> dict:
-    """PAIRED columns, in VBench percent: `scores` minus `baseline` video by video; empty when either is missing
-    or lacks per-video Totals (VBench scores each dimension on its own prompts)."""
-    if scores is None or baseline is None or "per_video_total" not in scores or "per_video_total" not in baseline:
+def paired_columns(trainings: list[dict] | None, baseline: list[dict] | None) -> dict:
+    """PAIRED columns, in VBench percent: `trainings` minus `baseline` video by video, each training seed's
+    videos against the same seed's (against the one evaluation of a row trained once); empty when either is
+    missing or lacks per-video Totals (VBench scores each dimension on its own prompts)."""
+    if trainings is None or baseline is None or any("per_video_total" not in s for s in [*trainings, *baseline]):
         return dict.fromkeys(PAIRED)
-    result = paired_difference(100 * pd.Series(scores["per_video_total"]), 100 * pd.Series(baseline["per_video_total"]))
+    count = max(len(trainings), len(baseline))
+    a, b = ([v for s in (scores * count)[:count] for v in s["per_video_total"]] for scores in (trainings, baseline))
+    result = paired_difference(100 * pd.Series(a), 100 * pd.Series(b))
     return dict(zip(PAIRED, (result["diff"], result["ci_low"], result["ci_high"], result["p_value"])))
 
 
-def table1_rows(eval_dir: Path, latency_file: Path, sets: list[str], focus: str,
-                phases: dict[str, int]) -> pd.DataFrame:
+def table1_rows(eval_dirs: list[Path], latency_file: Path, sets: list[str], focus: str,
+                phases: dict[str, int], trained: set[str]) -> pd.DataFrame:
     """Table 1: each sample set's phase count (`phases`), latency (all sets timed interleaved in one job),
-    speed-up over the first set (the full-step teacher), scores, and `focus` (the method the table is about)
-    minus each other row at the same step count, paired video by video."""
+    speed-up over the first set (the full-step teacher), scores over the training seeds (`eval_dirs`, one per
+    seed, for the `trained` sets), and `focus` (the method the table is about) minus each other row at the same
+    step count, paired video by video."""
     timed = read_json(latency_file)["per_video"]
     missing = [name for name in sets if name not in timed]
     if missing:
         raise DCMError(f"{latency_file} has no latency for {missing}: rerun the 'latency' stage")
-    scores = _read_scores(eval_dir, sets)
+    scores = {name: read_trainings(eval_dirs, name, name in trained) for name in sets}
     rows = []
     for name in sets:
         method, steps = parse_sample_set(name)
@@ -73,13 +82,14 @@ def table1_rows(eval_dir: Path, latency_file: Path, sets: list[str], focus: str,
     return frame
 
 
-def table3_rows(eval_dir: Path, variants: dict, steps: int, added: dict[str, dict],
+def table3_rows(eval_dirs: list[Path], variants: dict, steps: int, added: dict[str, dict],
                 phases: dict[str, int]) -> pd.DataFrame:
     """Table 3: one row per ablation variant, its OD/PE/TC/GF switches, phase count (`phases[variant]`), scores
-    at `steps` steps, the parameters its detail expert adds (`added[variant]`, from the dete stage; none without
-    OD) and each row minus the one above it, paired video by video."""
+    at `steps` steps over the training seeds (`eval_dirs`, one per seed), the parameters its detail expert adds
+    (`added[variant]`, from the dete stage; none without OD) and each row minus the one above it, paired video
+    by video."""
     names = [f"{name}-{steps}" for name in variants]
-    scores = _read_scores(eval_dir, names)
+    scores = {name: read_trainings(eval_dirs, name, True) for name in names}
     rows = []
     for number, ((name, flags), set_name) in enumerate(zip(variants.items(), names), start=1):
         extra = added[name] if flags["decouple"] else {"extra": 0, "backbone": None}
@@ -95,7 +105,7 @@ def table3_rows(eval_dir: Path, variants: dict, steps: int, added: dict[str, dic
 def kappa_sweep_rows(eval_dirs: dict[int, Path], name: str, configured: int) -> pd.DataFrame:
     """Fig. 10 (right) as a table: the scores of sample set `name` at each kappa, the configured one marked."""
     return pd.DataFrame([{"kappa": kappa, "configured": kappa == configured,
-                          **_score_columns(read_json(eval_dirs[kappa] / name / "scores.json"))}
+                          **_score_columns([read_json(eval_dirs[kappa] / name / "scores.json")])}
                          for kappa in sorted(eval_dirs)])
 
 

@@ -8,7 +8,8 @@ import pandas as pd
 from dcm import layout
 from dcm.errors import DCMError
 from dcm.io import atomic_path, read_json, write_json
-from dcm.methods import detail_variants, phase_count, sweep_set, table1_sets
+from dcm.config import train_seeds
+from dcm.methods import detail_variants, phase_count, seed_sets, sweep_set, table1_sets
 from dcm.outputs import stage_output
 from dcm.report.tables import kappa_sweep_rows, table1_rows, table3_rows, to_markdown
 from dcm.schedule import PhaseSchedule
@@ -28,17 +29,17 @@ def run(cfg: dict, table: str) -> None:
     if table not in TABLES:
         raise DCMError(f"unknown table {table!r}: this stage makes tables {list(TABLES)} (Table 2 is `table2`)")
     run_dir = layout.run_dir(cfg)
+    eval_dirs = [layout.require(layout.train_seed_point(cfg, seed) / "eval", "evaluate") for seed in train_seeds(cfg)]
     if table == "1":
         sets = table1_sets(cfg)
         phases = {name: phase_count(cfg, *layout.parse_sample_set(name)) for name in sets}
-        rows = table1_rows(layout.require(run_dir / "eval", "evaluate"),
-                           layout.require(layout.latency_dir(run_dir) / layout.LATENCY, "latency"), sets,
-                           cfg["tables"]["method"], phases)
+        rows = table1_rows(eval_dirs, layout.require(layout.latency_dir(run_dir) / layout.LATENCY, "latency"), sets,
+                           cfg["tables"]["method"], phases, set(seed_sets(cfg)))
     elif table == "3":
         added = {name: read_json(layout.require(layout.dete_dir(run_dir, name), "dete") / layout.PARAMETERS)
                  for name in detail_variants(cfg)}
         steps = cfg["tables"]["ablation_steps"]
-        rows = table3_rows(layout.require(run_dir / "eval", "evaluate"), cfg["variants"], steps, added,
+        rows = table3_rows(eval_dirs, cfg["variants"], steps, added,
                            {name: phase_count(cfg, name, steps) for name in cfg["variants"]})
     else:
         rows = _kappa_sweep(cfg)

@@ -15,7 +15,7 @@ def run(cfg: dict) -> None:
     phases = PhaseSchedule.from_config(cfg)
     backbone, teacher = load_teacher(cfg)
     student = fresh_student(backbone, teacher_network_dir(cfg))
-    with stage_output(layout.trainer_dir(layout.run_dir(cfg), "vcm"), cfg) as work:
+    with stage_output(layout.trainer_dir(layout.trained_dir(cfg), "vcm"), cfg) as work:
         train_consistency(cfg, "vcm", backbone, student, phases.edges("experts"), (0, phases.num_steps), work,
                           pair_source(cfg, backbone, teacher), probe=True)
         backbone.save_network(student.net, work / layout.NETWORK)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from dcm import launch, layout, methods, tracking
 from dcm.backbone_specs import backbone_spec
-from dcm.config import at_kappa, config_hash, validate
+from dcm.config import at_kappa, at_train_seed, config_hash, validate
 from dcm.errors import DCMError
 from dcm.shard_manifest import check_cache
 
@@ -29,6 +29,8 @@ FIGURE_SETS = methods.figure3_sets(config)
 USERSTUDY_SETS = methods.userstudy_sets(config)
 ANSWERS_DIR = str(layout.answers_dir(config))
 SWEEP_SET = methods.sweep_set(config)  # Fig. 10 (right): the set the kappa sweep scores at each kappa
+EXTRA_SEEDS = config["extra_train_seeds"]  # the students trained again at each, under <run>/seed/<S>/
+SEED_SETS = methods.seed_sets(config)  # what each training seed samples and scores (Tables 1 and 3)
 # the `baseline` wildcard: training stages that make one network per run (rule baseline), or one per phase count
 # (rule phased_baseline)
 TRAINERS = "|".join(name for name, trainer in methods.TRAINERS.items() if not trainer.per_phase_count)
@@ -36,6 +38,7 @@ PHASED_TRAINERS = "|".join(name for name, trainer in methods.TRAINERS.items() if
 
 wildcard_constraints:
     kappa=r"\d+",
+    seed=r"\d+",
 
 # The stages read exactly what Snakemake read: the same config files, merged in the same order, plus
 # the --config overrides.
@@ -60,11 +63,12 @@ def resources_of(rule):
 
 
 def checked(wildcards):
-    """The wildcards of a job, once its method, step count, variant and kappa are ones the config can run; a
-    target that asks for anything else stops the workflow with one line, before any job starts."""
+    """The wildcards of a job, once its method, step count, variant, kappa and training seed are ones the config
+    can run; a target that asks for anything else stops the workflow with one line, before any job starts."""
     values = dict(wildcards.items())
     try:
         cfg = at_kappa(config, int(values["kappa"]), "kappa") if "kappa" in values else config
+        cfg = at_train_seed(cfg, int(values["seed"]), "seed") if "seed" in values else cfg
         methods.check_arguments(cfg, values)
     except DCMError as err:
         sys.exit(f"error: a target asks for {', '.join(f'{k}={v}' for k, v in values.items())}: {err}")
@@ -80,16 +84,25 @@ def scored_videos(wildcards):
     return path(videos, point, name)
 
 
+def trained_dir(wildcards):
+    """Where a job's students live: the run, or seed/<S>/ for a job of another training seed (rules *_at_seed,
+    which have a `seed` wildcard)."""
+    return str(layout.seed_dir(RUN, wildcards.get("seed")))
+
+
 def point_dir(wildcards):
-    """Where a job's kappa-dependent inputs and outputs live: the run, or kappa/<K>/ for a job of the kappa
-    sweep (rules *_at_kappa, which have a `kappa` wildcard)."""
-    return str(layout.point_dir(RUN, wildcards.get("kappa")))
-
-
-def kappa_args(wildcards):
-    """The stage option that makes a job one point of the kappa sweep; nothing for the run's own jobs."""
+    """Where a job's kappa-dependent inputs and outputs live: its students' directory, or kappa/<K>/ for a job of
+    the kappa sweep (rules *_at_kappa, which have a `kappa` wildcard)."""
     kappa = wildcards.get("kappa")
-    return "" if kappa is None else f" --kappa {int(kappa)}"
+    return trained_dir(wildcards) if kappa is None else str(layout.point_dir(RUN, kappa))
+
+
+def point_args(wildcards):
+    """The stage option that makes a job one point of the kappa sweep or one more training seed; nothing for the
+    run's own jobs."""
+    kappa, seed = wildcards.get("kappa"), wildcards.get("seed")
+    return "".join([*([f" --kappa {int(kappa)}"] if kappa is not None else []),
+                    *([f" --train-seed {int(seed)}"] if seed is not None else [])])
 
 
 def path(function, *args):
@@ -108,7 +121,8 @@ def seme_variant(tc):
 def method_inputs(wildcards):
     """What `sample` needs for one method and step count: the training outputs its registry entry names."""
     entry = methods.method(config, checked(wildcards).method)
-    return [str(p) for p in methods.networks(config, entry, RUN, point_dir(wildcards), int(wildcards.steps))]
+    return [str(p) for p in methods.networks(config, entry, trained_dir(wildcards), point_dir(wildcards),
+                                             int(wildcards.steps))]
 
 
 def table1_networks(wildcards):
@@ -126,6 +140,13 @@ def phases_args(wildcards):
 def trainer_sections(wildcards):
     """Hash of the config sections a training stage reads (its registry entry): a change reruns it."""
     return config_hash(config, *methods.TRAINERS[wildcards.baseline].reads)
+
+
+def table_evals(table):
+    """The scores a table reads: each of its sets from the run, and its trained sets from every training seed."""
+    return [path(layout.eval_dir, RUN, s) for s in TABLE_SETS[table]] + [
+        path(layout.eval_dir, layout.seed_dir(RUN, seed), s) for seed in EXTRA_SEEDS for s in TABLE_SETS[table]
+        if s in SEED_SETS]
 
 
 def sweep_eval_dir(kappa):

@@ -8,7 +8,7 @@ rule seme:
         tc="tc|plain",
     params:
         variant=lambda w: seme_variant(w.tc),
-        kappa=kappa_args,
+        point=point_args,
     log:
         path(layout.log_file, RUN, "seme-{tc}"),
     benchmark:
@@ -17,7 +17,7 @@ rule seme:
     resources:
         **resources_of("seme"),
     shell:
-        dcm("seme") + " --variant {params.variant:q}{params.kappa} > {log:q} 2>&1"
+        dcm("seme") + " --variant {params.variant:q}{params.point} > {log:q} 2>&1"
 
 
 rule dete:
@@ -29,7 +29,7 @@ rule dete:
     output:
         directory(path(layout.dete_dir, RUN, "{variant}")),
     params:
-        kappa=kappa_args,
+        point=point_args,
     log:
         path(layout.log_file, RUN, "dete-{variant}"),
     benchmark:
@@ -38,7 +38,7 @@ rule dete:
     resources:
         **resources_of("dete"),
     shell:
-        dcm("dete") + " --variant {wildcards.variant:q}{params.kappa} > {log:q} 2>&1"
+        dcm("dete") + " --variant {wildcards.variant:q}{params.point} > {log:q} 2>&1"
 
 
 # Fig. 10 (right): the experts again at each other kappa of the sweep, under <run>/kappa/<K>/
@@ -58,6 +58,25 @@ use rule dete as dete_at_kappa with:
         path(layout.log_file, RUN, "dete-{variant}", "{kappa}"),
     benchmark:
         path(layout.benchmark_file, RUN, "dete-{variant}", "{kappa}")
+
+
+# the students again at each more training seed (extra_train_seeds), under <run>/seed/<S>/
+use rule seme as seme_at_seed with:
+    output:
+        directory(path(layout.seme_dir, layout.seed_dir(RUN, "{seed}"), "{tc}")),
+    log:
+        path(layout.log_file, RUN, "seme-{tc}", None, "{seed}"),
+    benchmark:
+        path(layout.benchmark_file, RUN, "seme-{tc}", None, "{seed}")
+
+
+use rule dete as dete_at_seed with:
+    output:
+        directory(path(layout.dete_dir, layout.seed_dir(RUN, "{seed}"), "{variant}")),
+    log:
+        path(layout.log_file, RUN, "dete-{variant}", None, "{seed}"),
+    benchmark:
+        path(layout.benchmark_file, RUN, "dete-{variant}", None, "{seed}")
 
 
 rule weightdiff:
@@ -88,6 +107,7 @@ rule baseline:
     params:
         sections=trainer_sections,
         phases=phases_args,
+        point=point_args,
     log:
         path(layout.log_file, RUN, "{baseline}"),
     benchmark:
@@ -96,7 +116,7 @@ rule baseline:
     resources:
         **resources_of("baseline"),
     shell:
-        dcm("{wildcards.baseline}", rule="baseline") + "{params.phases} > {log:q} 2>&1"
+        dcm("{wildcards.baseline}", rule="baseline") + "{params.phases}{params.point} > {log:q} 2>&1"
 
 
 # PCM: one network per phase count, <run>/pcm/<P>/, for each count a planned sample set needs (methods.networks)
@@ -110,3 +130,21 @@ use rule baseline as phased_baseline with:
         path(layout.log_file, RUN, "{baseline}-{phases}"),
     benchmark:
         path(layout.benchmark_file, RUN, "{baseline}-{phases}")
+
+
+use rule baseline as baseline_at_seed with:
+    output:
+        directory(path(layout.trainer_dir, layout.seed_dir(RUN, "{seed}"), "{baseline}")),
+    log:
+        path(layout.log_file, RUN, "{baseline}", None, "{seed}"),
+    benchmark:
+        path(layout.benchmark_file, RUN, "{baseline}", None, "{seed}")
+
+
+use rule phased_baseline as phased_baseline_at_seed with:
+    output:
+        directory(path(layout.phased_trainer_dir, layout.seed_dir(RUN, "{seed}"), "{baseline}", "{phases}")),
+    log:
+        path(layout.log_file, RUN, "{baseline}-{phases}", None, "{seed}"),
+    benchmark:
+        path(layout.benchmark_file, RUN, "{baseline}-{phases}", None, "{seed}")

@@ -9,7 +9,7 @@ rule evaluate:
         method=r"[A-Za-z0-9_+@]+",
         steps=r"\d+",
     params:
-        kappa=kappa_args,
+        point=point_args,
     log:
         path(layout.log_file, RUN, "evaluate-{method}-{steps}"),
     benchmark:
@@ -18,7 +18,7 @@ rule evaluate:
     resources:
         **resources_of("evaluate"),
     shell:
-        dcm("evaluate") + " --method {wildcards.method:q} --steps {wildcards.steps}{params.kappa} > {log:q} 2>&1"
+        dcm("evaluate") + " --method {wildcards.method:q} --steps {wildcards.steps}{params.point} > {log:q} 2>&1"
 
 
 use rule evaluate as evaluate_at_kappa with:
@@ -28,6 +28,15 @@ use rule evaluate as evaluate_at_kappa with:
         path(layout.log_file, RUN, "evaluate-{method}-{steps}", "{kappa}"),
     benchmark:
         path(layout.benchmark_file, RUN, "evaluate-{method}-{steps}", "{kappa}")
+
+
+use rule evaluate as evaluate_at_seed with:
+    output:
+        directory(path(layout.eval_dir, layout.seed_dir(RUN, "{seed}"), "{method}-{steps}")),
+    log:
+        path(layout.log_file, RUN, "evaluate-{method}-{steps}", None, "{seed}"),
+    benchmark:
+        path(layout.benchmark_file, RUN, "evaluate-{method}-{steps}", None, "{seed}")
 
 
 rule trajdist:

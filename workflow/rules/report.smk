@@ -1,6 +1,6 @@
 rule table:
     input:
-        lambda w: [path(layout.eval_dir, RUN, s) for s in TABLE_SETS[w.table]],
+        lambda w: table_evals(w.table),
         lambda w: [path(layout.latency_dir, RUN)] if w.table == "1" else [],
         # Table 3's parameter column: what each decoupled variant's detail expert adds
         lambda w: [path(layout.dete_dir, RUN, v) for v in methods.detail_variants(config)] if w.table == "3" else [],

@@ -8,7 +8,7 @@ rule sample:
         method=r"[A-Za-z0-9_+@]+",
         steps=r"\d+",
     params:
-        kappa=kappa_args,
+        point=point_args,
     log:
         path(layout.log_file, RUN, "sample-{method}-{steps}"),
     benchmark:
@@ -17,7 +17,7 @@ rule sample:
     resources:
         **resources_of("sample"),
     shell:
-        dcm("sample") + " --method {wildcards.method:q} --steps {wildcards.steps}{params.kappa} > {log:q} 2>&1"
+        dcm("sample") + " --method {wildcards.method:q} --steps {wildcards.steps}{params.point} > {log:q} 2>&1"
 
 
 use rule sample as sample_at_kappa with:
@@ -27,6 +27,15 @@ use rule sample as sample_at_kappa with:
         path(layout.log_file, RUN, "sample-{method}-{steps}", "{kappa}"),
     benchmark:
         path(layout.benchmark_file, RUN, "sample-{method}-{steps}", "{kappa}")
+
+
+use rule sample as sample_at_seed with:
+    output:
+        directory(path(layout.samples_dir, layout.seed_dir(RUN, "{seed}"), "{method}-{steps}")),
+    log:
+        path(layout.log_file, RUN, "sample-{method}-{steps}", None, "{seed}"),
+    benchmark:
+        path(layout.benchmark_file, RUN, "sample-{method}-{steps}", None, "{seed}")
 
 
 # Table 1's latency column: every Table 1 sampler timed interleaved in one job, so speed-ups share one machine state
@@ -58,7 +67,7 @@ rule vbench_sample:
         method=r"[A-Za-z0-9_+@]+",
         steps=r"\d+",
     params:
-        kappa=kappa_args,
+        point=point_args,
     log:
         path(layout.log_file, RUN, "vbench_sample-{method}-{steps}"),
     benchmark:
@@ -67,7 +76,7 @@ rule vbench_sample:
     resources:
         **resources_of("vbench_sample"),
     shell:
-        dcm("vbench_sample") + " --method {wildcards.method:q} --steps {wildcards.steps}{params.kappa} > {log:q} 2>&1"
+        dcm("vbench_sample") + " --method {wildcards.method:q} --steps {wildcards.steps}{params.point} > {log:q} 2>&1"
 
 
 use rule vbench_sample as vbench_sample_at_kappa with:
@@ -77,6 +86,15 @@ use rule vbench_sample as vbench_sample_at_kappa with:
         path(layout.log_file, RUN, "vbench_sample-{method}-{steps}", "{kappa}"),
     benchmark:
         path(layout.benchmark_file, RUN, "vbench_sample-{method}-{steps}", "{kappa}")
+
+
+use rule vbench_sample as vbench_sample_at_seed with:
+    output:
+        directory(path(layout.vbench_dir, layout.seed_dir(RUN, "{seed}"), "{method}-{steps}")),
+    log:
+        path(layout.log_file, RUN, "vbench_sample-{method}-{steps}", None, "{seed}"),
+    benchmark:
+        path(layout.benchmark_file, RUN, "vbench_sample-{method}-{steps}", None, "{seed}")
 
 
 rule compare:

@@ -129,6 +129,11 @@ def table_dir(run: str | Path, table: str) -> Path:
     return Path(run) / "tables" / TABLE_DIRS[table]
 
 
+def table_file(run: str | Path, table: str, suffix: str) -> Path:
+    """A table's file in its directory: `suffix` ".csv", ".md" or ".json" (rows, for `dvc metrics` and figures)."""
+    return table_dir(run, table) / f"{TABLE_DIRS[table]}{suffix}"
+
+
 def answers_dir(cfg: dict) -> Path:
     """The raters' answer files: userstudy.answers_dir, else <run>/userstudy-answers (outside the userstudy
     stage's output, so rerunning it never deletes answers)."""

@@ -20,6 +20,8 @@ from dcm.report.figures import (
     plot_kappa_sweep,
     plot_noise_probe,
     plot_sample_grid,
+    plot_table1_scores,
+    plot_table3_scores,
     plot_training_terms,
     plot_trajectory_distance,
     sample_grid_size,
@@ -82,6 +84,57 @@ def test_kappa_sweep_plot(tmp_path):
     with pytest.raises(DCMError, match="at most 2 marked"):
         plot_kappa_sweep(rows, tmp_path / "x.png", {"a": 1, "b": 2, "c": 3})
     assert not (tmp_path / "x.png").exists()
+
+
+def _captured(monkeypatch) -> list:
+    """The figures the plot functions would save, kept open for inspection (nothing is written)."""
+    figures = []
+    monkeypatch.setattr("dcm.report.figures._save", lambda fig, path: figures.append(fig))
+    return figures
+
+
+def _table_row(method, steps, total, std, train_seeds=3, **extra):
+    return {"method": method, "steps": steps, "total": total, "total_std": std, "train_seeds": train_seeds,
+            "seeds": 4, **extra}
+
+
+def test_table1_plot_draws_each_method_against_steps_with_its_spread(tmp_path, monkeypatch):
+    rows = [_table_row("teacher", 50, 78.0, 1.0, train_seeds=1), _table_row("teacher", 4, 80.0, 1.5, train_seeds=1),
+            _table_row("dcm", 4, 74.0, 2.0), _table_row("dcm", 2, 75.0, 0.5)]
+    plot_table1_scores(rows, tmp_path / "t1.png")
+    assert _png(tmp_path / "t1.png").size == LINE_PX
+    figures = _captured(monkeypatch)
+    plot_table1_scores(rows, tmp_path / "unused.png")
+    ax = figures[0].axes[0]
+    assert ax.get_title() == "Table 1: Total, mean \u00b1 std over 3 training seeds"
+    bars = {c.get_label(): c for c in ax.containers}
+    assert list(bars) == ["teacher", "dcm"]
+    line, _, (segments,) = bars["dcm"].lines
+    assert list(line.get_xdata()) == [2, 4] and list(line.get_ydata()) == [75.0, 74.0]  # sorted by steps
+    assert [tuple(seg[:, 1]) for seg in segments.get_segments()] == [(74.5, 75.5), (72.0, 76.0)]
+    with pytest.raises(DCMError, match="no rows"):
+        plot_table1_scores([], tmp_path / "x.png")
+    with pytest.raises(DCMError, match="'train_seeds'"):
+        plot_table1_scores([{k: v for k, v in rows[0].items() if k != "train_seeds"}], tmp_path / "x.png")
+    with pytest.raises(DCMError, match="non-finite Total"):
+        plot_table1_scores([{**rows[0], "total_std": float("nan")}], tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_table3_plot_marks_the_paired_difference_above_each_row(tmp_path, monkeypatch):
+    rows = [_table_row("vcm", 4, 70.0, 1.0, train_seeds=1, row="(1)", variant="vcm", paired_diff=None,
+                       paired_p=None),
+            _table_row("od", 4, 74.0, 1.0, train_seeds=1, row="(2)", variant="od", paired_diff=3.7,
+                       paired_p=0.0002)]
+    figures = _captured(monkeypatch)
+    plot_table3_scores(rows, tmp_path / "t3.png")
+    ax = figures[0].axes[0]
+    assert "over 4 sampling seeds, one training" in ax.get_title()
+    assert [p.get_height() for p in ax.patches] == [70.0, 74.0]
+    assert [t.get_text() for t in ax.texts] == ["+3.70\np=0.0002"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["(1) vcm", "(2) od"]
+    with pytest.raises(DCMError, match="'paired_p'"):
+        plot_table3_scores([{k: v for k, v in rows[0].items() if k != "paired_p"}], tmp_path / "x.png")
 
 
 def _solid(colour, videos=2, frames=3, size=4) -> torch.Tensor:

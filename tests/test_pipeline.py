@@ -172,7 +172,7 @@ def test_kappa_sweep_retrains_dcm_at_each_other_kappa(smoke_run):
 
 def test_figures_user_study_and_kappa_analysis(smoke_run):
     for name in ("fig2_noise_probe", "fig3_expert_mix", "fig5_weight_difference", "fig10_trajectory_distance",
-                 "fig10_kappa_sweep", "samples_prompt0", "training_terms"):
+                 "fig10_kappa_sweep", "samples_prompt0", "training_terms", "table1", "table3"):
         assert (smoke_run / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name
     probe = read_json(smoke_run / "vcm" / "noise_probe.json")
     assert len(probe["loss"]) == len(probe["steps"]) and len(probe["loss"][0]) == len(probe["buckets"])

@@ -1,6 +1,6 @@
 """Figures of the paper from result files: Fig. 2 (b) noise-level probe, Fig. 5 weight difference, Fig. 10 (trajectory distance and kappa
 sweep) and the Fig. 3 / qualitative sample grids, plus tinybench's corruption sweeps and the ablation terms'
-shares during training. Each writes one PNG
+shares during training, and Tables 1 and 3 as plots with their error bars. Each writes one PNG
 atomically; line plots are LINE_FIGSIZE inches at DPI (the sweeps' panel grid one LINE_FIGSIZE height a row),
 sample grids are sized from their frames (see plot_sample_grid)."""
 
@@ -24,6 +24,7 @@ LINE_FIGSIZE = (9.0, 3.6)  # inches: 900 x 360 pixels at DPI
 GRID_LABEL_PX = 130  # left margin of a sample grid, for the method names
 GRID_TITLE_PX = 40  # top margin of a sample grid, for the prompt and frame numbers
 GRID_PAD_PX = 4  # white gap between frames
+TERM_COLOURS = ("#1f3b5c", "#c0392b", "#27ae60", "#af7ac5", "#e67e22")  # one per curve, cycled
 
 
 def _save(fig, path) -> None:
@@ -137,6 +138,67 @@ def plot_kappa_sweep(rows: list[dict], path, marks: dict[str, float] | None = No
     _save(fig, path)
 
 
+def _spread_label(rows: list[dict]) -> str:
+    """What a table's error bars span: training seeds where rows were trained more than once, else sampling
+    seeds (the rows' `train_seeds` and `seeds` columns)."""
+    trainings = max(int(r["train_seeds"]) for r in rows)
+    if trainings > 1:
+        return f"mean \u00b1 std over {trainings} training seeds"
+    return f"mean \u00b1 std over {max(int(r['seeds']) for r in rows)} sampling seeds, one training"
+
+
+def _table_rows(rows: list[dict], keys: tuple[str, ...], what: str) -> None:
+    """A clear error for an empty table or a row that lacks `keys` or holds a non-finite score."""
+    if not rows:
+        raise DCMError(f"{what}: no rows to plot")
+    for row in rows:
+        _require(row, keys, f"{what} row")
+        if not all(math.isfinite(float(row[k])) for k in ("total", "total_std")):
+            raise DCMError(f"{what} row {row}: non-finite Total")
+
+
+def plot_table1_scores(rows: list[dict], path) -> None:
+    """Table 1 as a plot: each method's Total against its step count (log scale), its +- as error bars (std
+    across training seeds, across sampling seeds for a row trained once; rows of the table JSON)."""
+    _table_rows(rows, ("method", "steps", "total", "total_std", "train_seeds", "seeds"), "Table 1")
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    fig, ax = plt.subplots(figsize=LINE_FIGSIZE, dpi=DPI, layout="constrained")
+    for method, colour in zip(methods, TERM_COLOURS * len(methods)):
+        line = sorted((r for r in rows if r["method"] == method), key=lambda r: r["steps"])
+        ax.errorbar([r["steps"] for r in line], [r["total"] for r in line], yerr=[r["total_std"] for r in line],
+                    marker="o", capsize=4, color=colour, label=method)
+    steps = sorted({int(r["steps"]) for r in rows})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(steps, [str(k) for k in steps])
+    ax.set_xlabel("sampling steps")
+    ax.set_ylabel("Total (%)")
+    ax.set_title(f"Table 1: Total, {_spread_label(rows)}")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_table3_scores(rows: list[dict], path) -> None:
+    """Table 3 as a plot: each ablation row's Total as a bar with its +- as error bar, and above it the paired
+    difference to the row above (Total points) with its p-value (rows of the table JSON)."""
+    _table_rows(rows, ("row", "variant", "total", "total_std", "train_seeds", "seeds", "paired_diff", "paired_p"),
+                "Table 3")
+    fig, ax = plt.subplots(figsize=LINE_FIGSIZE, dpi=DPI, layout="constrained")
+    positions = np.arange(len(rows))
+    totals, spreads = [r["total"] for r in rows], [r["total_std"] for r in rows]
+    ax.bar(positions, totals, yerr=spreads, capsize=4, color=TERM_COLOURS[0], alpha=0.8)
+    for x, row in zip(positions, rows):
+        if row["paired_diff"] is not None:
+            ax.annotate(f"{row['paired_diff']:+.2f}\np={row['paired_p']:.2g}", (x, row["total"] + row["total_std"]),
+                        xytext=(0, 3), textcoords="offset points", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(positions, [f"{r['row']} {r['variant']}" for r in rows])
+    low = min(t - s for t, s in zip(totals, spreads))
+    high = max(t + s for t, s in zip(totals, spreads))
+    ax.set_ylim(low - 0.5 * (high - low) - 1, high + 0.5 * (high - low) + 1)
+    ax.set_ylabel("Total (%)")
+    ax.set_title(f"Table 3: Total, {_spread_label(rows)}; above: paired difference to the row above")
+    _save(fig, path)
+
+
 SWEEP_PANELS_PER_ROW = 3
 SWEEP_COLUMNS = ("corruption", "unit", "level", *SWEEP_SCORES)
 
@@ -168,9 +230,6 @@ def plot_tinybench_sweeps(table, path) -> None:
         ax.set_ylabel("tinybench score (%)")
     axes.flat[0].legend(fontsize=8)
     _save(fig, path)
-
-
-TERM_COLOURS = ("#1f3b5c", "#c0392b", "#27ae60", "#af7ac5", "#e67e22")
 
 
 def smooth(values: np.ndarray, window: int) -> np.ndarray:

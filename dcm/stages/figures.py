@@ -2,8 +2,9 @@
 VCM run), Fig. 3 (VCM, SemE+VCM, VCM+DetE, SemE+DetE from the same noise), Fig. 5 (expert weight
 difference), Fig. 10 (adjacent-step distance and kappa; quality against kappa when the run has a kappa sweep) and
 a qualitative grid of the Table 1 methods; on tinybench backbones also tinybench's scores against corrupted real
-clips of the run's clip shape (tinybench_sweeps.png and .csv); and the Table 3 terms at work during training
-(training_terms.png: TC's share of SemE's gradient, the discriminator's accuracy in DetE training)."""
+clips of the run's clip shape (tinybench_sweeps.png and .csv); the Table 3 terms at work during training
+(training_terms.png: TC's share of SemE's gradient, the discriminator's accuracy in DetE training); and Tables 1
+and 3 as plots with their error bars (table1.png, table3.png)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from dcm.io import atomic_path, load_tensors, read_json, read_jsonl
-from dcm.report.figures import (plot_kappa_sweep, plot_noise_probe, plot_sample_grid, plot_tinybench_sweeps,
-                                plot_training_terms, plot_trajectory_distance, plot_weight_difference)
+from dcm.report.figures import (plot_kappa_sweep, plot_noise_probe, plot_sample_grid, plot_table1_scores,
+                                plot_table3_scores, plot_tinybench_sweeps, plot_training_terms,
+                                plot_trajectory_distance, plot_weight_difference)
 from dcm import layout
 from dcm.backbone_specs import backbone_spec
 from dcm.errors import DCMError
@@ -80,9 +82,12 @@ def run(cfg: dict) -> None:
         trajdist = read_json(layout.require(run_dir / "trajdist" / "trajectory_distance.json", "trajdist"))
         plot_trajectory_distance(trajdist, work / "fig10_trajectory_distance.png")
         if cfg["kappa_sweep"]["values"]:
-            sweep = layout.table_dir(run_dir, "kappa") / "kappa_sweep.json"
+            sweep = layout.table_file(run_dir, "kappa", ".json")
             plot_kappa_sweep(read_json(layout.require(sweep, "tables --table kappa"))["rows"], work / "fig10_kappa_sweep.png",
                              {"suggested": trajdist["suggested_kappa"], "configured": PhaseSchedule.from_config(cfg).kappa})
+        for table, plot in (("1", plot_table1_scores), ("3", plot_table3_scores)):
+            rows = read_json(layout.require(layout.table_file(run_dir, table, ".json"), f"tables --table {table}"))
+            plot(rows["rows"], work / f"table{table}.png")
         for video in range(min(len(prompts), 4)):
             plot_sample_grid({name: videos for name, (videos, _) in grid.items()},
                              work / f"samples_prompt{video}.png", prompts, video=video)

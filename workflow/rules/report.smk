@@ -91,6 +91,7 @@ rule figures:
         f"{RUN}/trajdist",
         [path(layout.samples_dir, RUN, s) for s in FIGURE_SETS + TABLE_SETS["1"]],
         [path(layout.table_dir, RUN, "kappa")] if config["kappa_sweep"]["values"] else [],
+        [path(layout.table_dir, RUN, table) for table in ("1", "3")],
         # the training-terms figure: the TC SemE's and each GAN DetE's metrics
         [path(layout.seme_dir, RUN, True)] if methods.temporal_coherence_trained(config) else [],
         [path(layout.dete_dir, RUN, v) for v in methods.adversarial_variants(config)],

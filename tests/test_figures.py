@@ -132,6 +132,9 @@ def test_table3_plot_marks_the_paired_difference_above_each_row(tmp_path, monkey
     assert "over 4 sampling seeds, one training" in ax.get_title()
     assert [p.get_height() for p in ax.patches] == [70.0, 74.0]
     assert [t.get_text() for t in ax.texts] == ["+3.70\np=0.0002"]
+    figures.clear()
+    plot_table3_scores([rows[0], {**rows[1], "paired_seeds_positive": "2/3"}], tmp_path / "unused.png")
+    assert [t.get_text() for t in figures[0].axes[0].texts] == ["+3.70\np=0.0002\n2/3 seeds +"]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["(1) vcm", "(2) od"]
     with pytest.raises(DCMError, match="'paired_p'"):
         plot_table3_scores([{k: v for k, v in rows[0].items() if k != "paired_p"}], tmp_path / "x.png")

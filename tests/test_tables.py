@@ -7,7 +7,7 @@ import pytest
 
 from dcm.io import write_json
 from dcm.methods import seed_sets, table1_sets
-from dcm.report.tables import kappa_sweep_rows, table1_rows, table3_rows, to_markdown
+from dcm.report.tables import PAIRED, kappa_sweep_rows, paired_columns, table1_rows, table3_rows, to_markdown
 
 
 def _scores(totals, per_video=None):
@@ -49,7 +49,9 @@ def test_table1_rows_compare_every_method_with_the_teacher(tmp_path):
     assert rows[1]["paired_diff"] == pytest.approx(30.0)  # the teacher's own 4-step solve
     assert pd.isna(dcm["paired_diff"]) and pd.isna(rows[0]["paired_diff"])  # itself; no DCM at 50 steps
     assert "| lcm | 4 | 1 | 0.5 | 10 | 61.00 ± 1.41 |" in to_markdown(rows)
-    assert to_markdown(rows).splitlines()[0].endswith("| train_seeds | seeds | frechet_to_real | paired_diff | paired_p |")
+    assert to_markdown(rows).splitlines()[0].endswith(
+        "| train_seeds | seeds | frechet_to_real | paired_diff | paired_p | paired_seeds_positive |")
+    assert lcm["paired_seeds_positive"] is None  # one training seed: nothing to count
     assert "+20.00 [+20.00, +20.00] | 0.125 |" in to_markdown(rows)
 
 
@@ -74,6 +76,22 @@ def test_rows_trained_at_several_seeds_average_over_them_and_pair_seed_with_seed
     assert teacher["total_std"] == 0.0  # one training, one sampling seed
     assert lcm["paired_diff"] == pytest.approx(15.0)  # (20 + 20 + 10 + 10) / 4
     assert teacher["paired_diff"] == pytest.approx(30.0)  # its 2 videos against each seed's: 4 pairs of 30
+    assert (lcm["paired_seeds_positive"], teacher["paired_seeds_positive"]) == ("2/2", "2/2")
+
+
+def test_paired_columns_count_the_training_seeds_whose_difference_is_positive():
+    """Three training seeds, per-video differences (+10, +10), (-20, 0), (+10, +30): pooled mean 40/6 points, seed
+    means +10, -10, +20, so 2 of 3 seeds favour the row."""
+    def scores(*totals):
+        return {"per_video_total": list(totals)}
+
+    row = [scores(0.6, 0.6), scores(0.3, 0.5), scores(0.6, 0.8)]
+    baseline = [scores(0.5, 0.5), scores(0.5, 0.5), scores(0.5, 0.5)]
+    columns = paired_columns(row, baseline)
+    assert columns["paired_diff"] == pytest.approx(40 / 6)
+    assert columns["paired_seeds_positive"] == "2/3"
+    assert paired_columns(row, [scores(0.5, 0.5)])["paired_seeds_positive"] == "2/3"  # a row trained once, repeated
+    assert paired_columns(row, None) == dict.fromkeys(PAIRED)
 
 
 def test_table1_refuses_a_latency_file_without_one_of_its_sets(tmp_path):

@@ -179,7 +179,8 @@ def plot_table1_scores(rows: list[dict], path) -> None:
 
 def plot_table3_scores(rows: list[dict], path) -> None:
     """Table 3 as a plot: each ablation row's Total as a bar with its +- as error bar, and above it the paired
-    difference to the row above (Total points) with its p-value (rows of the table JSON)."""
+    difference to the row above (Total points) with its p-value and, with several training seeds, how many of
+    them differ positively (rows of the table JSON)."""
     _table_rows(rows, ("row", "variant", "total", "total_std", "train_seeds", "seeds", "paired_diff", "paired_p"),
                 "Table 3")
     fig, ax = plt.subplots(figsize=LINE_FIGSIZE, dpi=DPI, layout="constrained")
@@ -188,8 +189,10 @@ def plot_table3_scores(rows: list[dict], path) -> None:
     ax.bar(positions, totals, yerr=spreads, capsize=4, color=TERM_COLOURS[0], alpha=0.8)
     for x, row in zip(positions, rows):
         if row["paired_diff"] is not None:
-            ax.annotate(f"{row['paired_diff']:+.2f}\np={row['paired_p']:.2g}", (x, row["total"] + row["total_std"]),
-                        xytext=(0, 3), textcoords="offset points", ha="center", va="bottom", fontsize=7)
+            seeds = f"\n{row['paired_seeds_positive']} seeds +" if row.get("paired_seeds_positive") else ""
+            ax.annotate(f"{row['paired_diff']:+.2f}\np={row['paired_p']:.2g}{seeds}",
+                        (x, row["total"] + row["total_std"]), xytext=(0, 3), textcoords="offset points",
+                        ha="center", va="bottom", fontsize=7)
     ax.set_xticks(positions, [f"{r['row']} {r['variant']}" for r in rows])
     low = min(t - s for t, s in zip(totals, spreads))
     high = max(t + s for t, s in zip(totals, spreads))

@@ -17,8 +17,9 @@ from dcm.layout import parse_sample_set
 
 SCORES = ("total", "quality", "semantic")
 ABLATION_FLAGS = (("OD", "decouple"), ("PE", "parameter_efficient"), ("TC", "temporal_coherence"), ("GF", "gan"))
-# the paired comparison's columns: mean difference of per-video Totals, its 95% bootstrap interval, p-value
-PAIRED = ("paired_diff", "paired_low", "paired_high", "paired_p")
+# the paired comparison's columns: mean difference of per-video Totals, its 95% bootstrap interval, p-value, and
+# with several training seeds how many of them have a positive mean difference ("2/3")
+PAIRED = ("paired_diff", "paired_low", "paired_high", "paired_p", "paired_seeds_positive")
 
 
 def _score_columns(trainings: list[dict]) -> dict:
@@ -49,14 +50,17 @@ def read_trainings(eval_dirs: list[Path], name: str, trained: bool) -> list[dict
 
 def paired_columns(trainings: list[dict] | None, baseline: list[dict] | None) -> dict:
     """PAIRED columns, in VBench percent: `trainings` minus `baseline` video by video, each training seed's
-    videos against the same seed's (against the one evaluation of a row trained once); empty when either is
-    missing or lacks per-video Totals (VBench scores each dimension on its own prompts)."""
+    videos against the same seed's (against the one evaluation of a row trained once), the pairs of all seeds
+    pooled, and how many training seeds differ positively; empty when either is missing or lacks per-video
+    Totals (VBench scores each dimension on its own prompts)."""
     if trainings is None or baseline is None or any("per_video_total" not in s for s in [*trainings, *baseline]):
         return dict.fromkeys(PAIRED)
     count = max(len(trainings), len(baseline))
-    a, b = ([v for s in (scores * count)[:count] for v in s["per_video_total"]] for scores in (trainings, baseline))
-    result = paired_difference(100 * pd.Series(a), 100 * pd.Series(b))
-    return dict(zip(PAIRED, (result["diff"], result["ci_low"], result["ci_high"], result["p_value"])))
+    a, b = ([100 * pd.Series(s["per_video_total"]) for s in (scores * count)[:count]]
+            for scores in (trainings, baseline))
+    result = paired_difference(pd.concat(a, ignore_index=True), pd.concat(b, ignore_index=True))
+    positive = f"{sum((x - y).mean() > 0 for x, y in zip(a, b))}/{count}" if count > 1 else None
+    return dict(zip(PAIRED, (result["diff"], result["ci_low"], result["ci_high"], result["p_value"], positive)))
 
 
 def table1_rows(eval_dirs: list[Path], latency_file: Path, sets: list[str], focus: str,

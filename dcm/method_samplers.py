@@ -54,7 +54,8 @@ class SamplerRequest:
 
     def load(self, directory: Path) -> torch.nn.Module:
         """A frozen network saved under `directory`/network, or an error naming the stage that makes it."""
-        made_by = directory.name if directory.parent in (self.run, layout.trained_dir(self.cfg)) else directory.parent.name
+        own = directory.parent in (self.run, layout.trained_dir(self.cfg))  # <trainer>/, else <stage>/<name>/
+        made_by = directory.name if own else directory.parent.name
         net = self.backbone.load_network(layout.require(directory / layout.NETWORK, made_by))
         return self.hold(net.eval().requires_grad_(False))
 

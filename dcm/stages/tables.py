@@ -25,21 +25,26 @@ def _kappa_sweep(cfg: dict) -> pd.DataFrame:
     return kappa_sweep_rows(eval_dirs, sweep_set(cfg), PhaseSchedule.from_config(cfg).kappa)
 
 
+def _eval_dirs(cfg: dict) -> list:
+    """The scores of Tables 1 and 3, one directory per training seed (the run's first); the kappa sweep reads
+    the run's own seed only."""
+    return [layout.require(layout.train_seed_point(cfg, seed) / "eval", "evaluate") for seed in train_seeds(cfg)]
+
+
 def run(cfg: dict, table: str) -> None:
     if table not in TABLES:
         raise DCMError(f"unknown table {table!r}: this stage makes tables {list(TABLES)} (Table 2 is `table2`)")
     run_dir = layout.run_dir(cfg)
-    eval_dirs = [layout.require(layout.train_seed_point(cfg, seed) / "eval", "evaluate") for seed in train_seeds(cfg)]
     if table == "1":
         sets = table1_sets(cfg)
         phases = {name: phase_count(cfg, *layout.parse_sample_set(name)) for name in sets}
-        rows = table1_rows(eval_dirs, layout.require(layout.latency_dir(run_dir) / layout.LATENCY, "latency"), sets,
-                           cfg["tables"]["method"], phases, set(seed_sets(cfg)))
+        latency = layout.require(layout.latency_dir(run_dir) / layout.LATENCY, "latency")
+        rows = table1_rows(_eval_dirs(cfg), latency, sets, cfg["tables"]["method"], phases, set(seed_sets(cfg)))
     elif table == "3":
         added = {name: read_json(layout.require(layout.dete_dir(run_dir, name), "dete") / layout.PARAMETERS)
                  for name in detail_variants(cfg)}
         steps = cfg["tables"]["ablation_steps"]
-        rows = table3_rows(eval_dirs, cfg["variants"], steps, added,
+        rows = table3_rows(_eval_dirs(cfg), cfg["variants"], steps, added,
                            {name: phase_count(cfg, name, steps) for name in cfg["variants"]})
     else:
         rows = _kappa_sweep(cfg)

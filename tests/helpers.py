@@ -28,11 +28,11 @@ def dcm_in_process(stage: str, *args: str, results: Path, capsys, config: Path =
     return subprocess.CompletedProcess(command, code, captured.out, captured.err)
 
 
-def snakemake(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
+def snakemake(*args: str, timeout: int = 1800, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run snakemake from the repo root under a hard kill timeout (it ignores SIGTERM while waiting)."""
     binary = Path(sys.executable).with_name("snakemake")
     return subprocess.run(["timeout", "-s", "KILL", str(timeout), str(binary), *args], cwd=REPO,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=env)
 
 
 def project_sampler(cfg: dict, method: str, steps: int, backbone):

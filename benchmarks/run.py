@@ -8,7 +8,8 @@ stage's own `method_sampler`, plus the bare network calls each sampler makes, al
 (dcm.eval.latency.interleaved_latency; each ratio the median of per-round ratios, paired_ratio). Stages
 (config/smoke.yaml, as subprocesses): training steps/s from two runs of each training stage at two step counts, start-up (the intercept), peak memory
 (max RSS); trajectory-cache read and write rates; the detail expert's extra parameters (tiny default and
-HunyuanVideo on the meta device); no-op `snakemake` and `dvc repro` (benchmarks/noop.py; not in --quick).
+HunyuanVideo on the meta device); stage start-up in a fresh interpreter and through a warm stage server
+(dcm/stage_server.py), interleaved; no-op `snakemake` and `dvc repro` (benchmarks/noop.py; not in --quick).
 Writes <out>/benchmarks.json and <out>/benchmarks.md. Exits 1 if a physical limit is broken (a speed-up
 above the step-count ratio).
 """
@@ -20,6 +21,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 import torch  # noqa: E402
 
-from dcm import layout, methods  # noqa: E402
+from dcm import layout, methods, stage_server  # noqa: E402
 from dcm.backbones import load_teacher, teacher_network_dir  # noqa: E402
 from dcm.config import load_config  # noqa: E402
 from dcm.eval.latency import above_step_limit, device_name, interleaved_latency, paired_ratio, speedups  # noqa: E402
@@ -168,6 +170,23 @@ def stages(results: Path, step_counts: tuple[int, int]) -> dict:
     return report
 
 
+def startup(results: Path, rounds: int) -> dict:
+    """Wall seconds of one cheap stage (`schedule`: the grid, no training, imports diffusers) run in a fresh
+    interpreter and through a warm stage server, alternating for `rounds` rounds; medians."""
+    command = [sys.executable, "-m", "dcm", "schedule", "--config", str(SMOKE), "--set", f"results_dir={results}",
+               "--set", "tracking.enabled=false"]
+    fresh = {key: value for key, value in os.environ.items() if key != stage_server.ENV}
+    walls = {"fresh_s": [], "served_s": []}
+    with stage_server.running(results / "stage.sock") as served:
+        for _ in range(rounds):
+            for label, env in (("fresh_s", fresh), ("served_s", served)):
+                start = time.perf_counter()
+                subprocess.run(command, cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+                walls[label].append(time.perf_counter() - start)
+    return {label: statistics.median(values) for label, values in walls.items()} | {"rounds": rounds}
+
+
 def cache_rates(results: Path) -> dict:
     """MB/s of reading (checksums verified) and writing the smoke run's trajectory cache."""
     from dcm.distillation import load_cache
@@ -252,6 +271,9 @@ def to_markdown(result: dict) -> str:
     c = result["cache"]
     lines += ["", f"Trajectory cache ({c['size_mb']:.2f} MB): read {c['read_mb_per_s']:.0f} MB/s (checksums "
               f"verified), write {c['write_mb_per_s']:.0f} MB/s.", ""]
+    u = result["startup"]
+    lines += [f"Stage start-up (`python -m dcm schedule`, median of {u['rounds']} interleaved rounds): fresh "
+              f"interpreter {u['fresh_s']:.2f} s, through a warm stage server {u['served_s']:.2f} s.", ""]
     for name, d in result["detail_parameters"].items():
         lines.append(f"DetE extra parameters, {name} (r={d['lora_rank']}): LoRA {d['lora'] / 1e6:.3f} M + timestep "
                      f"layers {d['timestep_layers'] / 1e6:.3f} M = {100 * d['extra_fraction']:.2f}% of "
@@ -289,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
             result["sampler_overhead"].setdefault(method, {})[steps] = ratio
         result["stages"] = stages(Path(tmp) / "smoke", (2, 60) if args.quick else (2, 300))
         result["cache"] = cache_rates(Path(tmp) / "smoke")
+        result["startup"] = startup(Path(tmp) / "smoke", 3 if args.quick else 7)
         result["detail_parameters"] = detail_parameters(cfg)
     result["noop"] = None if args.quick else noop(repeats=5)
     result["errors"] = physical_faults(result)

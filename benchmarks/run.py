@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
             result["sampler_overhead"].setdefault(method, {})[steps] = ratio
         result["stages"] = stages(Path(tmp) / "smoke", (2, 60) if args.quick else (2, 300))
         result["cache"] = cache_rates(Path(tmp) / "smoke")
-        result["startup"] = startup(Path(tmp) / "smoke", 3 if args.quick else 7)
+        result["startup"] = startup(Path(tmp) / "smoke", 2 if args.quick else 7)
         result["detail_parameters"] = detail_parameters(cfg)
     result["noop"] = None if args.quick else noop(repeats=5)
     result["errors"] = physical_faults(result)

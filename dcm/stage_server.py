@@ -8,8 +8,8 @@ paying ~5-10 s of torch, diffusers, peft and MLflow imports in a fresh interpret
 
 The child runs `dcm.cli.main` with the command's arguments, working directory, environment and standard
 streams (passed over the socket), so it behaves as the command would; the command forwards SIGTERM, SIGINT,
-SIGHUP and SIGUSR1 to it and exits with its status. The server serves the code it imported when it started: restart it after
-changing the package. Never for jobs on other machines (SLURM): each node pays its own imports.
+SIGHUP and SIGUSR1 to it and exits with its status. The server serves the code it imported when it started:
+restart it after changing the package. Never for jobs on other machines (SLURM): each node pays its own imports.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ def _serve_one(connection: socket.socket) -> int:
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
         os.close(fd)
+    sys.stdout.reconfigure(line_buffering=os.isatty(1))  # buffered as a fresh interpreter's, on the command's fd
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
@@ -87,7 +88,9 @@ def _serve_one(connection: socket.socket) -> int:
 
         try:
             status = main(request["argv"])
-        except SystemExit as done:  # argparse: --help (0) and usage errors (2)
+        except SystemExit as done:  # argparse: --help (0) and usage errors (2); a message exits 1, as Python does
+            if isinstance(done.code, str):
+                print(done.code, file=sys.stderr)
             status = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
         except BaseException:  # as an uncaught exception in a fresh interpreter: its traceback, status 1
             traceback.print_exc()

@@ -1,9 +1,9 @@
 import os
 import sys
 
-if os.environ.get("DCM_STAGE_SERVER"):  # a warm server runs the command (dcm/stage_server.py)
-    from dcm.stage_server import ENV, relay
+from dcm.stage_server import ENV, relay  # standard library only: no cost before the relay
 
+if os.environ.get(ENV):  # a warm server runs the command (dcm/stage_server.py)
     sys.exit(relay(os.environ[ENV], sys.argv[1:]))
 
 from dcm.cli import main

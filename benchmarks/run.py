@@ -175,7 +175,7 @@ def startup(results: Path, rounds: int) -> dict:
     interpreter and through a warm stage server, alternating for `rounds` rounds; medians."""
     command = [sys.executable, "-m", "dcm", "schedule", "--config", str(SMOKE), "--set", f"results_dir={results}",
                "--set", "tracking.enabled=false"]
-    fresh = {key: value for key, value in os.environ.items() if key != stage_server.ENV}
+    fresh = stage_server.unserved()
     walls = {"fresh_s": [], "served_s": []}
     with stage_server.running(results / "stage.sock") as served:
         for _ in range(rounds):

@@ -126,8 +126,9 @@ def serve(path: str) -> None:
         if os.path.lexists(path):
             if not stat.S_ISSOCK(os.lstat(path).st_mode):
                 raise SystemExit(f"error: cannot listen on {path}: it exists and is not a socket")
-            if socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).connect_ex(path) == 0:
-                raise SystemExit(f"error: cannot listen on {path}: a stage server already listens there")
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                if probe.connect_ex(path) == 0:
+                    raise SystemExit(f"error: cannot listen on {path}: a stage server already listens there")
             os.unlink(path)  # a stopped server's
         listener.bind(path)
     except OSError as err:  # e.g. a path longer than the 107 bytes a Unix socket allows
@@ -158,12 +159,18 @@ def serve(path: str) -> None:
             os.unlink(path)
 
 
+def unserved(env: dict | None = None) -> dict:
+    """`env` (default: this process's environment) without the variable that sends commands to a server."""
+    return {key: value for key, value in (os.environ if env is None else env).items() if key != ENV}
+
+
 @contextlib.contextmanager
-def running(path: Path, timeout: float = 120.0):
+def running(path: Path, timeout: float = 120.0, cwd: Path | None = None):
     """A stage server on `path` for the duration of the block (tests, benchmarks); yields the environment that
-    sends `python -m dcm` commands to it."""
+    sends `python -m dcm` commands to it. `cwd`: the checkout whose package it serves (default: this one)."""
+    path = Path(path).absolute()  # the server runs in the checkout's directory
     server = subprocess.Popen([sys.executable, "-m", "dcm.stage_server", str(path)], stdout=subprocess.PIPE,
-                              text=True)
+                              text=True, cwd=cwd or Path(PACKAGE).parent, env=unserved())
     try:
         ready = server.stdout.readline()
         if not ready.startswith("stage server ready"):

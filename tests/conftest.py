@@ -21,7 +21,8 @@ def pytest_collection_modifyitems(items):
     """Mark the tests that need the smoke workflow or its first stages (`pytest -m "not smoke"` is the quick
     loop), and run those of the full workflow first, as the longest chain. Under `-n 2` (pytest-xdist, with
     pyproject.toml's `--dist loadgroup`) they form one group, so one worker builds the workflow while the other
-    runs the rest, and every other file is a group of its own, so its module fixtures are built once."""
+    runs the rest, and every other file is a group of its own, so its module fixtures are built once. The groups
+    start in this order (`--no-loadscope-reorder`; xdist would start the groups with most tests first)."""
     workflow = {item.nodeid for item in items if "smoke_run" in getattr(item, "fixturenames", ())}
     for item in items:
         if item.nodeid in workflow or "prepared" in getattr(item, "fixturenames", ()):
@@ -56,17 +57,25 @@ def cond(backbone):
     return backbone.encode_prompts(["a red circle moving left", "a blue square moving up"])
 
 
+@pytest.fixture(scope="session", autouse=True)
+def stage_server(tmp_path_factory):
+    """Every `python -m dcm` a test starts goes through one warm stage server per worker (dcm/stage_server.py),
+    ~5 s of imports less each. Tests of what only a fresh interpreter shows (a SIGKILL, a launcher that patches
+    torch first, SLURM jobs, another checkout) run theirs with stage_server.unserved() or their own server."""
+    from dcm.stage_server import ENV, running
+
+    with running(tmp_path_factory.mktemp("server") / "stage.sock") as env, pytest.MonkeyPatch.context() as patch:
+        patch.setenv(ENV, env[ENV])
+        yield
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
-    """Results directory of one full `snakemake` run (every rule, local executor) on config/smoke.yaml. Its jobs
-    go through a warm stage server (dcm/stage_server.py): ~5 s of imports less per job, 59 jobs; the SLURM and
-    registry tests run their jobs in fresh interpreters."""
-    from dcm.stage_server import running
+    """Results directory of one full `snakemake` run (every rule, local executor, jobs through the stage server)
+    on config/smoke.yaml."""
     from tests.helpers import snakemake
 
     results = tmp_path_factory.mktemp("results")
-    with running(results / "stage.sock") as env:
-        proc = snakemake("--cores", "2", "--configfile", str(SMOKE_CONFIG), "--config", f"results_dir={results}",
-                         env=env)
+    proc = snakemake("--cores", "2", "--configfile", str(SMOKE_CONFIG), "--config", f"results_dir={results}")
     assert proc.returncode == 0, proc.stderr[-4000:]
     return results / "smoke"

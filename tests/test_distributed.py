@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from dcm.distributed import micro_batches
 from dcm.io import load_tensors
+from dcm.stage_server import unserved
 from tests.helpers import REPO, SMOKE, dcm, snakemake
 
 ONE_STEP = """
@@ -118,10 +119,12 @@ def test_the_tc_share_is_refused_across_processes(backbone, net, monkeypatch, tm
     assert not any(tmp_path.iterdir())
 
 
-def torchrun(*args: str, cwd=REPO, timeout: int = 600) -> subprocess.CompletedProcess:
-    """`python -m torch.distributed.run --standalone --nproc-per-node 2 ARGS` on CPU."""
+def torchrun(*args: str, cwd=REPO, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m torch.distributed.run --standalone --nproc-per-node 2 ARGS` on CPU, in `env` (default: this
+    process's, whose `python -m dcm` ranks go through the stage server)."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *args]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}  # a script outside the repo imports this checkout's dcm
+    env = {**(os.environ if env is None else env), "PYTHONPATH": str(REPO)}  # a script outside the repo imports
+    # this checkout's dcm
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -222,7 +225,7 @@ def test_context_parallel_training_equals_one_process(cache, tmp_path):
         args = (stage, "--variant", "dcm", "--set", "tracking.enabled=false", "--set", f"{ONE_PROCESS_ONLY}=false")
         dcm(*args, results=one)
         proc = torchrun(str(launch), *args, "--config", str(SMOKE), "--set", f"results_dir={two}",
-                        "--set", "distributed.context_parallel=2")
+                        "--set", "distributed.context_parallel=2", env=unserved())  # the launcher patches torch first
         assert proc.returncode == 0, proc.stderr[-3000:]
     for path in ("seme/tc/network/diffusion_pytorch_model.safetensors", "dete/dcm/detail_expert.safetensors"):
         got, want = load_tensors(two / "smoke" / path), load_tensors(one / "smoke" / path)
@@ -283,7 +286,7 @@ def test_hunyuan_video_context_parallel_forward_and_gradients_equal_one_process(
     (tmp_path / "launch.py").write_text(CPU_CONTEXT_PARALLEL)
     (tmp_path / "check.py").write_text(HUNYUAN_CONTEXT_PARALLEL)
     proc = torchrun(str(tmp_path / "launch.py"), "--script", str(tmp_path / "check.py"), str(tmp_path / "hunyuan"),
-                    str(tmp_path / "report.json"))
+                    str(tmp_path / "report.json"), env=unserved())
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((tmp_path / "report.json").read_text())
     for name in ("seme", "dete"):

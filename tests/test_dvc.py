@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from benchmarks.workspace import commit, copy_working_tree, git
+from dcm.stage_server import unserved
 
 SMOKE = "config/smoke.yaml"
 
@@ -17,7 +18,7 @@ SMOKE = "config/smoke.yaml"
 def run(repo: Path, *command: str, timeout: int = 900, check: bool = True) -> subprocess.CompletedProcess:
     """Run a command of the repo's venv (`dvc`, `python`) in `repo` under a hard kill timeout."""
     proc = subprocess.run(["timeout", "-s", "KILL", str(timeout), f".venv/bin/{command[0]}", *command[1:]],
-                          cwd=repo, capture_output=True, text=True)
+                          cwd=repo, capture_output=True, text=True, env=unserved())  # the copy's own dcm, fresh
     if check and proc.returncode != 0:
         raise AssertionError(f"{command} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
     return proc

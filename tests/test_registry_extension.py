@@ -1,6 +1,7 @@
 """Adding a method through the registry alone: one library module and one entry in dcm/methods.py METHODS put
 it in the Snakemake DAG, in dvc.yaml, in the MLflow experiment of Table 1 and in Table 1 itself."""
 
+import functools
 import shutil
 import sqlite3
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import pandas as pd
 import pytest
 
+from dcm import stage_server
 from tests.helpers import REPO
 
 TOY_MODULE = '''"""A toy baseline: PCM's objective with a single phase, every grid point jumping straight to the clean end."""
@@ -49,28 +51,37 @@ def toy_repo(tmp_path_factory):
     return repo
 
 
-def _run(repo, *command, timeout=900):
-    proc = subprocess.run(["timeout", "-s", "KILL", str(timeout), *command], cwd=repo, capture_output=True, text=True)
+def _run(repo, *command, env, timeout=900):
+    proc = subprocess.run(["timeout", "-s", "KILL", str(timeout), *command], cwd=repo, capture_output=True, text=True,
+                          env=env)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return proc
 
 
-def test_a_registered_method_reaches_the_dag_dvc_mlflow_and_table1(toy_repo, smoke_run, tmp_path):
+@pytest.fixture
+def toy_server(toy_repo, tmp_path):
+    """The environment that sends the copy's `python -m dcm` jobs to a stage server of the copy."""
+    with stage_server.running(tmp_path / "toy.sock", cwd=toy_repo) as env:
+        yield env
+
+
+def test_a_registered_method_reaches_the_dag_dvc_mlflow_and_table1(toy_repo, toy_server, smoke_run, tmp_path):
+    run = functools.partial(_run, toy_repo, env=toy_server)
     snakemake = str(__import__("pathlib").Path(sys.executable).with_name("snakemake"))
     smoke = ["--configfile", "config/smoke.yaml", "--config", f"results_dir={tmp_path}"]
-    dry = _run(toy_repo, snakemake, "-n", "--forceall", *smoke).stdout
+    dry = run(snakemake, "-n", "--forceall", *smoke).stdout
     assert f"{tmp_path}/smoke/toy" in dry and "samples/toy-4" in dry and "eval/toy-4" in dry
     assert "-m dcm toy --config" in dry
 
     dvc = tmp_path / "dvc.yaml"
-    _run(toy_repo, sys.executable, "workflow/dvc_yaml.py", "--configfile", "config/smoke.yaml", "--output", str(dvc))
+    run(sys.executable, "workflow/dvc_yaml.py", "--configfile", "config/smoke.yaml", "--output", str(dvc))
     stages = __import__("yaml").safe_load(dvc.read_text())["stages"]
     assert {"baseline-toy", "sample-toy-4", "evaluate-toy-4"} <= set(stages)
     assert stages["baseline-toy"]["params"] == [{"config/smoke.yaml": ["seed", "backbone", "schedule", "pcm"]}]
 
     shutil.copytree(smoke_run, tmp_path / "smoke")  # everything but the toy's jobs is up to date
     shutil.rmtree(tmp_path / "smoke" / "tables" / "table1")
-    _run(toy_repo, snakemake, f"{tmp_path}/smoke/tables/table1", "--cores", "2", *smoke)  # target first: --config
+    run(snakemake, f"{tmp_path}/smoke/tables/table1", "--cores", "2", *smoke)  # target first: --config
     # takes every argument after it
     rows = pd.read_csv(tmp_path / "smoke" / "tables" / "table1" / "table1.csv")
     assert rows.loc[rows["method"] == "toy", ["steps", "train_seeds"]].values.tolist() == [[4, 2]]

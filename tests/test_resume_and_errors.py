@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from dcm.io import load_tensors
+from dcm.stage_server import unserved
 from tests.helpers import REPO, SMOKE, dcm, dcm_in_process
 
 PREREQUISITES = ("dataset", "teacher", "trajectories")
@@ -43,7 +44,8 @@ def test_killed_training_resumes_to_the_uninterrupted_result(prepared, tmp_path_
     dcm("vcm", *extra, results=reference)
 
     command = [sys.executable, "-m", "dcm", "vcm", "--config", str(SMOKE), "--set", f"results_dir={prepared}", *extra]
-    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(command, cwd=REPO, env=unserved(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)  # a fresh interpreter: a served one would get SIGTERM
     _wait_for_checkpoint(prepared / "smoke" / "vcm.partial" / "checkpoint", proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -77,7 +79,8 @@ def test_missing_upstream_stage_is_named(tmp_path, capsys):
 def test_truncated_checkpoint_is_named(prepared, capsys):
     extra = ["--set", "vcm.steps=200", "--set", "vcm.checkpoint_every=2"]
     command = [sys.executable, "-m", "dcm", "vcm", "--config", str(SMOKE), "--set", f"results_dir={prepared}", *extra]
-    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(command, cwd=REPO, env=unserved(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)  # a fresh interpreter: a served one would get SIGTERM
     checkpoint = prepared / "smoke" / "vcm.partial" / "checkpoint"
     _wait_for_checkpoint(checkpoint, proc)
     proc.send_signal(signal.SIGKILL)

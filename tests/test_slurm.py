@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from dcm.stage_server import unserved
 from tests.helpers import REPO, SMOKE, snakemake
 
 
@@ -25,7 +26,8 @@ def test_smoke_pipeline_on_slurm(cluster, tmp_path):
     # the first status check 2 s after a submission (the profile waits 10 s, right for a real cluster's queue)
     proc = snakemake("--profile", "slurm", "--slurm-init-seconds-before-status-checks", "2",
                      "--configfile", str(SMOKE), "--config", f"results_dir={tmp_path}",
-                     "--", str(run / "samples" / "teacher-4"), timeout=1800)
+                     "--", str(run / "samples" / "teacher-4"), timeout=1800, env=unserved())  # fresh interpreters,
+    # as on a cluster
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     assert (run / "samples" / "teacher-4" / "samples.safetensors").is_file()
     assert re.search(r"CUDA_VISIBLE_DEVICES=\d", (run / "logs" / "sample-teacher-4.log").read_text())

@@ -13,18 +13,18 @@ from dcm import stage_server
 from tests.helpers import REPO, SMOKE
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """The environment of commands sent to one stage server (started once for this file)."""
-    with stage_server.running(tmp_path_factory.mktemp("server") / "stage.sock") as env:
-        yield env
+@pytest.fixture
+def server():
+    """The environment of commands sent to this worker's stage server (tests/conftest.py starts it)."""
+    assert stage_server.ENV in os.environ
+    return dict(os.environ)
 
 
 def _both(args, env):
     """The same `python -m dcm ARGS` alone and through the server: (alone, served) completed processes."""
     command = [sys.executable, "-m", "dcm", *args]
-    alone = {key: value for key, value in env.items() if key != stage_server.ENV}
-    return [subprocess.run(command, cwd=REPO, env=e, capture_output=True, text=True) for e in (alone, env)]
+    return [subprocess.run(command, cwd=REPO, env=e, capture_output=True, text=True)
+            for e in (stage_server.unserved(env), env)]
 
 
 @pytest.mark.parametrize("args, status", [

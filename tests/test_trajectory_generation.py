@@ -14,6 +14,7 @@ import torch
 from dcm.config import load_config
 from dcm.errors import DCMError
 from dcm.io import read_json
+from dcm.stage_server import unserved
 from dcm.stages import dataset, teacher, trajectories
 from dcm.cli import seed_torch as setup
 from dcm.trajectories import TrajectoryCache
@@ -67,7 +68,8 @@ def test_killed_shard_job_resumes_to_the_uninterrupted_cache(prepared, tmp_path)
     parts = work / "smoke" / "trajectories.partial" / "checkpoint"
     command = [sys.executable, "-m", "dcm", "trajectories", "--shard", "0", "--shards", "2", "--config", str(SMOKE),
                "--set", f"results_dir={work}", *(a for s in SETTINGS for a in ("--set", s))]
-    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(command, cwd=REPO, env=unserved(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)  # a fresh interpreter: a served one would get SIGTERM
     deadline = time.time() + 300
     while not (parts / "shard-00002.json").is_file():  # job 0 of 2 writes shards 0, 2, 4, ...
         assert proc.poll() is None, proc.stderr.read()

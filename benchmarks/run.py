@@ -4,10 +4,11 @@
 
 Sampling (the tiny default's network shape from config/config.yaml, random weights: timing does not depend
 on them): teacher, LCM, PCM and DCM at 2, 4 and 8 steps and the teacher at 50, each built by the sample
-stage's own `method_sampler`, plus the bare network calls each sampler makes, all timed round-robin
-(dcm.eval.latency.interleaved_latency; each ratio the median of per-round ratios, paired_ratio). Stages
-(config/smoke.yaml, as subprocesses): training steps/s from two runs of each training stage at two step counts, start-up (the intercept), peak memory
-(max RSS); trajectory-cache read and write rates; the detail expert's extra parameters (tiny default and
+stage's own `method_sampler`, plus the bare network calls each sampler makes, all timed in rounds of one call
+each, shuffled per round (dcm.eval.latency.interleaved_latency; each ratio the median of per-round ratios,
+paired_ratio, with their quartiles for the sampler overheads). Stages (config/smoke.yaml, as subprocesses; in
+--quick through a warm stage server, without peak memory): training steps/s from two runs of each training stage
+at two step counts, start-up (the intercept), peak memory (max RSS); trajectory-cache read and write rates; the detail expert's extra parameters (tiny default and
 HunyuanVideo on the meta device); stage start-up in a fresh interpreter and through a warm stage server
 (dcm/stage_server.py), interleaved; no-op `snakemake` and `dvc repro` (benchmarks/noop.py; not in --quick).
 Writes <out>/benchmarks.json and <out>/benchmarks.md. Exits 1 if a physical limit is broken (a speed-up
@@ -131,42 +132,54 @@ def sampling(cfg: dict, batch: int, warmup: int, repeats: int) -> dict:
         "dcm_step_over_pcm": {str(k): paired_ratio(timing, f"dcm-{k}", f"pcm-{k}") for k in STEPS},
         "dcm_step_over_lcm": {str(k): paired_ratio(timing, f"dcm-{k}", f"lcm-{k}") for k in STEPS},
         "sampler_overhead": {name: paired_ratio(timing, name, f"bare:{name}") for name in schedules},
+        "sampler_overhead_quartiles": {name: round_quartiles(timing, name, f"bare:{name}") for name in schedules},
         "schedules": schedules,
     }
 
 
-def _timed(command: list[str], scratch: Path) -> tuple[float, float]:
+def round_quartiles(timing: dict, numerator: str, denominator: str) -> list[float]:
+    """First and third quartiles of the per-round ratios whose median paired_ratio gives: the rounds' spread."""
+    ratios = [a / b for a, b in zip(timing[numerator]["seconds"], timing[denominator]["seconds"], strict=True)]
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
+    return [q1, q3]
+
+
+def _timed(command: list[str], scratch: Path, served: dict | None) -> tuple[float, float | None]:
     """(wall seconds, peak RSS in MB) of one subprocess, which must succeed. The peak comes from GNU time
-    (/usr/bin/time): a child forked from this large process would report this process's RSS as its own."""
+    (/usr/bin/time): a child forked from this large process would report this process's RSS as its own. Through
+    the stage server (`served`: its environment) no peak is known: the command is a relay, the stage a child of
+    the server that starts with the server's preloaded pages."""
     report = scratch / "time.txt"
     start = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(report), *command], cwd=REPO,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(command if served else ["/usr/bin/time", "-f", "%M", "-o", str(report), *command],
+                          cwd=REPO, env=served, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"error: {' '.join(command)} failed:\n{proc.stderr[-3000:]}")
-    return wall, int(report.read_text().split()[-1]) / 1024
+    return wall, None if served else int(report.read_text().split()[-1]) / 1024
 
 
-def stages(results: Path, step_counts: tuple[int, int]) -> dict:
-    """Smoke-config stages as subprocesses: wall, peak memory, and steps/s and start-up of the training ones."""
+def stages(results: Path, step_counts: tuple[int, int], served: dict | None = None) -> dict:
+    """Smoke-config stages as subprocesses (fresh, or through the stage server whose environment is `served`):
+    wall, peak memory (fresh only), and steps/s and start-up of the training ones."""
     base = [sys.executable, "-m", "dcm"]
     common = ["--config", str(SMOKE), "--set", f"results_dir={results}", "--set", "tracking.enabled=false"]
     results.mkdir(parents=True, exist_ok=True)
     report = {}
     for stage in ("dataset", "teacher", "trajectories", *TRAINING_STAGES[1:]):
         if stage not in TRAINING_STAGES:
-            wall, rss = _timed(base + [stage] + common, results)
+            wall, rss = _timed(base + [stage] + common, results, served)
             report[stage] = {"wall_s": wall, "peak_rss_mb": rss}
             continue
         options = base + [stage] + common + STAGE_OPTIONS.get(stage, [])
-        runs = [_timed(options + ["--set", f"{stage}.steps={n}", "--set", f"{stage}.checkpoint_every={n}"], results)
-                for n in step_counts]
+        runs = [_timed(options + ["--set", f"{stage}.steps={n}", "--set", f"{stage}.checkpoint_every={n}"], results,
+                       served) for n in step_counts]
         (t1, _), (t2, rss) = runs
         # the longer run must take longer by more than the noise of a start-up; where it did not, no rate is known
         rate = (step_counts[1] - step_counts[0]) / (t2 - t1) if t2 > t1 else None
         report[stage] = {"steps_per_s": rate, "startup_s": t1 - step_counts[0] / rate if rate else None,
-                         "wall_s": t2, "steps": step_counts[1], "peak_rss_mb": max(rss, runs[0][1])}
+                         "wall_s": t2, "steps": step_counts[1],
+                         "peak_rss_mb": None if served else max(rss, runs[0][1])}
     return report
 
 
@@ -257,8 +270,9 @@ def to_markdown(result: dict) -> str:
         for k in STEPS:
             lines.append(f"| {k} | " + " | ".join(f"{run['speedup'][f'{m}-{k}']:.2f}x" for m in METHODS) +
                          f" | {run['dcm_step_over_pcm'][str(k)]:.3f} | {run['dcm_step_over_lcm'][str(k)]:.3f} |")
-        lines += ["", "Sampler time over its bare network calls: " + ", ".join(
-            f"{n} {v:.3f}" for n, v in run["sampler_overhead"].items()), ""]
+        lines += ["", "Sampler time over its bare network calls (median of rounds [quartiles]): " + ", ".join(
+            f"{n} {v:.3f} [{run['sampler_overhead_quartiles'][n][0]:.2f}, {run['sampler_overhead_quartiles'][n][1]:.2f}]"
+            for n, v in run["sampler_overhead"].items()), ""]
     lines += ["| stage | steps/s | start-up s | wall s | peak RSS MB |", "|---|---|---|---|---|"]
     for stage, s in result["stages"].items():
         if "steps_per_s" not in s:  # not a training stage
@@ -267,7 +281,8 @@ def to_markdown(result: dict) -> str:
             rate, startup = "noise > difference", ""
         else:
             rate, startup = f"{s['steps_per_s']:.2f}", f"{s['startup_s']:.2f}"
-        lines.append(f"| {stage} | {rate} | {startup} | {s['wall_s']:.2f} | {s['peak_rss_mb']:.0f} |")
+        rss = "served" if s["peak_rss_mb"] is None else f"{s['peak_rss_mb']:.0f}"
+        lines.append(f"| {stage} | {rate} | {startup} | {s['wall_s']:.2f} | {rss} |")
     c = result["cache"]
     lines += ["", f"Trajectory cache ({c['size_mb']:.2f} MB): read {c['read_mb_per_s']:.0f} MB/s (checksums "
               f"verified), write {c['write_mb_per_s']:.0f} MB/s.", ""]
@@ -290,7 +305,8 @@ def to_markdown(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="batch 1 only, fewer rounds, no no-op runs (<2 min)")
+    parser.add_argument("--quick", action="store_true", help="batch 1 only, fewer rounds, stages through a warm stage "
+                        "server (no peak memory), no no-op runs (<2 min)")
     parser.add_argument("--out", type=Path, default=REPO / "results/benchmarks", help="where the files go")
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -309,7 +325,11 @@ def main(argv: list[str] | None = None) -> int:
         for name, ratio in result["sampling"][0]["sampler_overhead"].items():
             method, steps = name.rsplit("-", 1)
             result["sampler_overhead"].setdefault(method, {})[steps] = ratio
-        result["stages"] = stages(Path(tmp) / "smoke", (2, 60) if args.quick else (2, 300))
+        if args.quick:  # ~0.5 s of start-up per stage instead of ~5 s; no peak memory
+            with stage_server.running(Path(tmp) / "stages.sock") as served:
+                result["stages"] = stages(Path(tmp) / "smoke", (2, 60), served)
+        else:
+            result["stages"] = stages(Path(tmp) / "smoke", (2, 300))
         result["cache"] = cache_rates(Path(tmp) / "smoke")
         result["startup"] = startup(Path(tmp) / "smoke", 2 if args.quick else 7)
         result["detail_parameters"] = detail_parameters(cfg)

@@ -15,15 +15,24 @@ from dcm.stages import latency
 from tests.helpers import SMOKE
 
 
-def test_rounds_call_every_sampler_once_in_rotated_order_and_report_medians():
+def _order(warmup, repeats, names="abcd"):
     order = []
-    calls = {name: (lambda name=name: order.append(name)) for name in "abc"}
+    calls = {name: (lambda name=name: order.append(name)) for name in names}
     ticks = itertools.count()  # every clock read advances by 1: each call lasts 1 tick unless the clock is read
-    result = interleaved_latency(calls, warmup=1, repeats=3, clock=lambda: float(next(ticks)),
+    result = interleaved_latency(calls, warmup=warmup, repeats=repeats, clock=lambda: float(next(ticks)),
                                  before=lambda name: order.append("+" + name))  # untimed: no clock read
-    rounds = list("abc") + list("abc") + list("bca") + list("cab")  # warm-up round, then rotations
-    assert order == [item for name in rounds for item in ("+" + name, name)]
-    assert all(r["seconds"] == [1.0, 1.0, 1.0] and r["median_s"] == 1.0 for r in result.values())
+    assert order[::2] == ["+" + name for name in order[1::2]]  # `before` right ahead of each call
+    return result, order[1::2]
+
+
+def test_rounds_call_every_sampler_once_in_shuffled_order_and_report_medians():
+    result, order = _order(warmup=1, repeats=6)
+    rounds = [order[i:i + 4] for i in range(0, len(order), 4)]
+    assert rounds[0] == list("abcd") and all(sorted(r) == list("abcd") for r in rounds)  # warm-up, then each once
+    predecessors = {name: {r[r.index(name) - 1] for r in rounds[1:] if r.index(name)} for name in "abcd"}
+    assert all(len(p) > 1 for p in predecessors.values()), predecessors  # no call always follows the same one
+    assert _order(warmup=1, repeats=6)[1] == order  # seeded: the same orders on every run
+    assert all(r["seconds"] == [1.0] * 6 and r["median_s"] == 1.0 for r in result.values())
 
 
 def test_medians_are_per_sampler():
@@ -93,7 +102,8 @@ def test_latency_stage_times_every_table1_sampler_in_one_file(tmp_path, monkeypa
                         or place(held, name, device))
     latency.run(cfg)
     sets = table1_sets(cfg)  # parked on the CPU as built, then each put on the device ahead of its timed call
-    assert placed == [(n, "cpu") for n in sets] + [(n, "cpu") for n in sets + sets[1:] + sets[:1]]
+    assert placed[:len(sets)] == [(n, "cpu") for n in sets]
+    assert sorted(placed[len(sets):]) == sorted((n, "cpu") for n in sets + sets)  # each once per timed round
     written = read_json(tmp_path / "smoke" / "latency" / "latency.json")
     assert sorted(written["per_video"]) == sorted(table1_sets(cfg))
     assert written["reference"] == "teacher-10" and written["speedup"]["teacher-10"] == 1.0

@@ -4,6 +4,7 @@ timed rounds."""
 from __future__ import annotations
 
 import platform
+import random
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -22,8 +23,9 @@ def interleaved_latency(calls: Mapping[str, Callable[[], object]], warmup: int, 
                         clock: Callable[[], float] = time.perf_counter,
                         before: Callable[[str], None] = lambda name: None) -> dict[str, dict]:
     """Seconds per call of each of `calls`, timed round-robin so that all of them share the machine's load:
-    `warmup` untimed rounds, then `repeats` rounds that each call every one once, the order rotated by one
-    per round; the median, min and max of each. `before(name)` runs untimed ahead of each call (the latency
+    `warmup` untimed rounds, then `repeats` rounds that each call every one once, in an order shuffled per round
+    (seeded by the round: reproducible), so that no call always follows the same one (a sampler timed right after
+    its own bare calls would find their weights in the cache every round); the median, min and max of each. `before(name)` runs untimed ahead of each call (the latency
     stage puts that sampler's networks on the GPU there).
 
     CUDA work is synchronised before each clock read, so asynchronous kernels are inside the measurement.
@@ -38,7 +40,7 @@ def interleaved_latency(calls: Mapping[str, Callable[[], object]], warmup: int, 
             calls[name]()
     seconds = {name: [] for name in names}
     for round_ in range(repeats):
-        for name in names[round_ % len(names):] + names[:round_ % len(names)]:
+        for name in random.Random(round_).sample(names, len(names)):
             before(name)
             sync()
             start = clock()

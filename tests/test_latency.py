@@ -66,12 +66,17 @@ def test_speed_ups_pair_the_rounds_so_the_machines_drift_cancels():
     assert paired_ratio(drifting, "a", "b") == 1.5 != drifting["a"]["median_s"] / drifting["b"]["median_s"]
 
 
-def test_speed_up_above_the_step_count_ratio_in_every_round_is_a_fault():
+def test_speed_up_above_the_step_count_ratio_in_most_rounds_is_a_fault():
     per_set = {"teacher-10": _rounds([0.9, 1.0, 1.1]),
-               "pcm-4": _rounds([0.45, 0.5, 0.55]),
-               "lcm-4": _rounds([0.35, 0.39, 0.45]),  # 2.56x median, 0.9 / 0.45 = 2.0x bound
-               "dcm-4": _rounds([0.18, 0.2, 0.3])}  # 0.9 / 0.3 = 3.0x > 10/4 in every round
-    assert above_step_limit(per_set, "teacher-10") == ["dcm-4"]  # lcm-4's median is above 2.5x, its rounds overlap
+               "pcm-4": _rounds([0.45, 0.5, 0.55]),  # 2.0x in every round
+               "lcm-4": _rounds([0.35, 0.39, 0.45]),  # per round 2.571, 2.564, 2.444x: lower quartile 2.504x
+               "dcm-4": _rounds([0.18, 0.2, 0.3]),  # 5.0, 5.0, 3.667x
+               "teacher-4": _rounds([0.36, 0.40, 0.46])}  # 2.5, 2.5, 2.391x: at the limit is not above it
+    assert above_step_limit(per_set, "teacher-10") == ["dcm-4", "lcm-4"]
+    one_slow_round = {"teacher-10": _rounds([1.0] * 5), "pcm-4": _rounds([0.38] * 4 + [0.5])}  # 2.63x, once 2.0x
+    assert above_step_limit(one_slow_round, "teacher-10") == ["pcm-4"]  # teacher's fastest / pcm's slowest is 2.0x
+    noisy = {"teacher-10": _rounds([1.0] * 4), "pcm-4": _rounds([0.38, 0.38, 0.42, 0.44])}  # 2.63, 2.63, 2.38, 2.27x
+    assert above_step_limit(noisy, "teacher-10") == []  # median 2.5x, half the rounds below: noise
 
 
 def test_place_puts_one_samplers_networks_on_the_device_after_moving_the_others_off():

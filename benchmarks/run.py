@@ -36,7 +36,8 @@ import torch  # noqa: E402
 from dcm import layout, methods, stage_server  # noqa: E402
 from dcm.backbones import load_teacher, teacher_network_dir  # noqa: E402
 from dcm.config import load_config  # noqa: E402
-from dcm.eval.latency import above_step_limit, device_name, interleaved_latency, paired_ratio, speedups  # noqa: E402
+from dcm.eval.latency import (above_step_limit, device_name, interleaved_latency, paired_ratio,  # noqa: E402
+                              round_quartiles, speedups)
 from dcm.experts import Expert, attach_detail_expert, detail_state_dict  # noqa: E402
 from dcm.io import load_tensors, save_tensors, write_json  # noqa: E402
 from dcm.method_samplers import SamplerRequest, build_sampler, detail_expert  # noqa: E402
@@ -135,13 +136,6 @@ def sampling(cfg: dict, batch: int, warmup: int, repeats: int) -> dict:
         "sampler_overhead_quartiles": {name: round_quartiles(timing, name, f"bare:{name}") for name in schedules},
         "schedules": schedules,
     }
-
-
-def round_quartiles(timing: dict, numerator: str, denominator: str) -> list[float]:
-    """First and third quartiles of the per-round ratios whose median paired_ratio gives: the rounds' spread."""
-    ratios = [a / b for a, b in zip(timing[numerator]["seconds"], timing[denominator]["seconds"], strict=True)]
-    q1, _, q3 = statistics.quantiles(ratios, n=4)
-    return [q1, q3]
 
 
 def _timed(command: list[str], scratch: Path, served: dict | None) -> tuple[float, float | None]:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dcm.config import load_config
-from dcm.eval.latency import above_step_limit, interleaved_latency, paired_ratio, speedups
+from dcm.eval.latency import above_step_limit, interleaved_latency, paired_ratio, round_quartiles, speedups
 from dcm.io import read_json
 from dcm.methods import table1_sets
 from dcm.stages import latency
@@ -64,6 +64,12 @@ def test_speed_ups_pair_the_rounds_so_the_machines_drift_cancels():
     assert paired_ratio(per_set, "pcm-4", "teacher-10") == pytest.approx(0.5)
     drifting = {"a": _rounds([1.0, 2.0, 3.0]), "b": _rounds([3.0, 1.0, 2.0])}  # per round 1/3, 2, 1.5
     assert paired_ratio(drifting, "a", "b") == 1.5 != drifting["a"]["median_s"] / drifting["b"]["median_s"]
+
+
+def test_round_quartiles_are_the_spread_of_the_per_round_ratios():
+    per_set = {"a": _rounds([1.0, 4.0, 3.0, 2.0]), "b": _rounds([1.0, 1.0, 1.0, 1.0])}
+    assert round_quartiles(per_set, "a", "b") == pytest.approx((1.75, 3.25))  # inclusive: 1 + 0.75, 3 + 0.25
+    assert round_quartiles({"a": _rounds([3.0]), "b": _rounds([2.0])}, "a", "b") == (1.5, 1.5)  # one round
 
 
 def test_speed_up_above_the_step_count_ratio_in_most_rounds_is_a_fault():

@@ -25,8 +25,9 @@ def interleaved_latency(calls: Mapping[str, Callable[[], object]], warmup: int, 
     """Seconds per call of each of `calls`, timed round-robin so that all of them share the machine's load:
     `warmup` untimed rounds, then `repeats` rounds that each call every one once, in an order shuffled per round
     (seeded by the round: reproducible), so that no call always follows the same one (a sampler timed right after
-    its own bare calls would find their weights in the cache every round); the median, min and max of each. `before(name)` runs untimed ahead of each call (the latency
-    stage puts that sampler's networks on the GPU there).
+    its own bare calls would find their weights in the cache every round); the median, min and max of each.
+    `before(name)` runs untimed ahead of each call (the latency stage puts that sampler's networks on the GPU
+    there).
 
     CUDA work is synchronised before each clock read, so asynchronous kernels are inside the measurement.
     """
@@ -52,11 +53,24 @@ def interleaved_latency(calls: Mapping[str, Callable[[], object]], warmup: int, 
                    "warmup": warmup, "seconds": t, "device": device} for name, t in seconds.items()}
 
 
+def round_ratios(per_set: dict[str, dict], numerator: str, denominator: str) -> list[float]:
+    """`numerator`'s time over `denominator`'s in each timed round: the two shared that round's load."""
+    return [a / b for a, b in zip(per_set[numerator]["seconds"], per_set[denominator]["seconds"], strict=True)]
+
+
 def paired_ratio(per_set: dict[str, dict], numerator: str, denominator: str) -> float:
-    """The median over timed rounds of `numerator`'s time over `denominator`'s in the same round: the two shared
-    that round's load, so the machine's drift between rounds cancels (a ratio of medians keeps it)."""
-    return statistics.median(a / b for a, b in zip(per_set[numerator]["seconds"], per_set[denominator]["seconds"],
-                                                    strict=True))
+    """The median of round_ratios: the machine's drift between rounds cancels (a ratio of medians keeps it)."""
+    return statistics.median(round_ratios(per_set, numerator, denominator))
+
+
+def round_quartiles(per_set: dict[str, dict], numerator: str, denominator: str) -> tuple[float, float]:
+    """First and third quartiles of round_ratios (statistics.quantiles, inclusive): the rounds' spread around
+    paired_ratio."""
+    ratios = round_ratios(per_set, numerator, denominator)
+    if len(ratios) == 1:
+        return ratios[0], ratios[0]
+    q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+    return q1, q3
 
 
 def speedups(per_set: dict[str, dict], reference: str) -> dict[str, float]:
@@ -66,13 +80,9 @@ def speedups(per_set: dict[str, dict], reference: str) -> dict[str, float]:
 
 def above_step_limit(per_set: dict[str, dict], reference: str) -> list[str]:
     """Sets (`<method>-<steps>` names) faster than the step-count ratio allows in most rounds: the lower quartile
-    of their per-round speed-ups (paired as in paired_ratio; statistics.quantiles, inclusive) above the limit.
+    of their per-round speed-ups (round_quartiles) above the limit.
     That is a timing fault, since no sampler makes fewer than one network call per step; a median just above
     the limit with a quarter of the rounds below it is noise, and one slow round no longer hides a fault."""
     teacher_steps = int(reference.rsplit("-", 1)[1])
-
-    def lower_quartile(name: str) -> float:
-        ratios = [a / b for a, b in zip(per_set[reference]["seconds"], per_set[name]["seconds"], strict=True)]
-        return statistics.quantiles(ratios, n=4, method="inclusive")[0] if len(ratios) > 1 else ratios[0]
-
-    return sorted(name for name in per_set if lower_quartile(name) > teacher_steps / int(name.rsplit("-", 1)[1]))
+    return sorted(name for name in per_set
+                  if round_quartiles(per_set, reference, name)[0] > teacher_steps / int(name.rsplit("-", 1)[1]))

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from dcm.config import load_config
-from dcm.eval.latency import above_step_limit, interleaved_latency, paired_ratio, round_quartiles, speedups
+from dcm.eval.latency import (above_step_limit, equal_call_blocks, interleaved_latency, paired_ratio,
+                              round_quartiles, rounds_above_limit, speedups)
 from dcm.io import read_json
 from dcm.methods import table1_sets
 from dcm.stages import latency
@@ -48,6 +49,30 @@ def test_medians_are_per_sampler():
     assert (result["fast"]["min_s"], result["fast"]["max_s"]) == (1.0, 3.0)
 
 
+def test_a_block_times_back_to_back_calls_and_reports_seconds_per_call():
+    now, made, prepared = [0.0], {"a": 0, "b": 0}, []
+
+    def call(name, seconds):
+        made[name] += 1
+        now[0] += seconds
+
+    calls = {"a": lambda: call("a", 2.0), "b": lambda: call("b", 0.5)}
+    result = interleaved_latency(calls, warmup=1, repeats=3, clock=lambda: now[0], before=prepared.append,
+                                 block={"b": 4})
+    assert made == {"a": 1 + 3, "b": 1 + 3 * 4}  # warm-up: one call each; timed: a block of 4 for b
+    assert sorted(prepared) == ["a"] * 4 + ["b"] * 4  # `before` once per block, not per call
+    assert result["b"]["seconds"] == [0.5] * 3 and result["a"]["seconds"] == [2.0] * 3  # per call
+    assert (result["a"]["calls_per_block"], result["b"]["calls_per_block"]) == (1, 4)
+
+
+def test_equal_call_blocks_give_every_block_about_the_references_network_calls():
+    names = ["teacher-50", "teacher-2", "bare:dcm-4", "pcm-8", "lcm-25", "bare:teacher-50"]
+    assert equal_call_blocks(names, "teacher-50") == {  # 50/4 = 12.5 and 50/8 = 6.25 round to 12 and 6
+        "teacher-50": 1, "teacher-2": 25, "bare:dcm-4": 12, "pcm-8": 6, "lcm-25": 2, "bare:teacher-50": 1}
+    assert equal_call_blocks(["teacher-10", "dcm-3", "dcm-20"], "teacher-10") == {"teacher-10": 1, "dcm-3": 3,
+                                                                                  "dcm-20": 1}  # never below 1
+
+
 def test_interleaved_latency_needs_a_timed_round():
     with pytest.raises(ValueError, match="repeats"):
         interleaved_latency({"a": lambda: None}, warmup=0, repeats=0)
@@ -72,17 +97,19 @@ def test_round_quartiles_are_the_spread_of_the_per_round_ratios():
     assert round_quartiles({"a": _rounds([3.0]), "b": _rounds([2.0])}, "a", "b") == (1.5, 1.5)  # one round
 
 
-def test_speed_up_above_the_step_count_ratio_in_most_rounds_is_a_fault():
-    per_set = {"teacher-10": _rounds([0.9, 1.0, 1.1]),
-               "pcm-4": _rounds([0.45, 0.5, 0.55]),  # 2.0x in every round
-               "lcm-4": _rounds([0.35, 0.39, 0.45]),  # per round 2.571, 2.564, 2.444x: lower quartile 2.504x
-               "dcm-4": _rounds([0.18, 0.2, 0.3]),  # 5.0, 5.0, 3.667x
-               "teacher-4": _rounds([0.36, 0.40, 0.46])}  # 2.5, 2.5, 2.391x: at the limit is not above it
-    assert above_step_limit(per_set, "teacher-10") == ["dcm-4", "lcm-4"]
-    one_slow_round = {"teacher-10": _rounds([1.0] * 5), "pcm-4": _rounds([0.38] * 4 + [0.5])}  # 2.63x, once 2.0x
-    assert above_step_limit(one_slow_round, "teacher-10") == ["pcm-4"]  # teacher's fastest / pcm's slowest is 2.0x
-    noisy = {"teacher-10": _rounds([1.0] * 4), "pcm-4": _rounds([0.38, 0.38, 0.42, 0.44])}  # 2.63, 2.63, 2.38, 2.27x
-    assert above_step_limit(noisy, "teacher-10") == []  # median 2.5x, half the rounds below: noise
+def test_speed_up_above_the_step_count_ratio_in_more_rounds_than_noise_explains_is_a_fault():
+    teacher = _rounds([1.0] * 16)  # limit 2.5x for 4 of 10 steps: a round above it is one under 0.4 s
+    per_set = {"teacher-10": teacher,
+               "pcm-4": _rounds([0.39] * 14 + [0.41] * 2),  # 14 of 16 above: P(>= 14) = 137 / 2**16 = 0.0021
+               "lcm-4": _rounds([0.39] * 13 + [0.41] * 3),  # 13 of 16: 697 / 2**16 = 0.0106, not below 0.01
+               "teacher-4": _rounds([0.4] * 16),  # at the limit is not above it
+               "dcm-4": _rounds([0.2] * 16)}  # 5x in every round: p = 2**-16
+    assert rounds_above_limit(per_set, "teacher-10") == {"teacher-10": 0, "pcm-4": 14, "lcm-4": 13, "teacher-4": 0,
+                                                         "dcm-4": 16}
+    assert above_step_limit(per_set, "teacher-10") == ["dcm-4", "pcm-4"]
+    assert above_step_limit(per_set, "teacher-10", alpha=0.05) == ["dcm-4", "lcm-4", "pcm-4"]
+    ten = {"teacher-10": _rounds([1.0] * 10), "pcm-4": _rounds([0.3] * 9 + [0.5]), "lcm-4": _rounds([0.3] * 10)}
+    assert above_step_limit(ten, "teacher-10") == ["lcm-4"]  # 10 of 10: 2**-10; 9 of 10: 11 / 2**10 = 0.0107
 
 
 def test_place_puts_one_samplers_networks_on_the_device_after_moving_the_others_off():
@@ -106,7 +133,8 @@ def test_latency_stage_times_every_table1_sampler_in_one_file(tmp_path, monkeypa
     from benchmarks.run import random_run
 
     cfg = load_config(SMOKE, [f"results_dir={tmp_path}", "tracking.enabled=false", "sampling.prompts=[a red circle]",
-                              "sampling.latency.warmup=0", "sampling.latency.repeats=2"])
+                              "sampling.latency.warmup=0", "sampling.latency.repeats=2",
+                              "sampling.latency.equal_call_blocks=true"])
     random_run(cfg)
     placed, place = [], latency.place
     monkeypatch.setattr(latency, "place", lambda held, name, device: placed.append((name, str(device)))
@@ -119,4 +147,6 @@ def test_latency_stage_times_every_table1_sampler_in_one_file(tmp_path, monkeypa
     assert sorted(written["per_video"]) == sorted(table1_sets(cfg))
     assert written["reference"] == "teacher-10" and written["speedup"]["teacher-10"] == 1.0
     assert all(len(t["seconds"]) == 2 and t["median_s"] > 0 for t in written["per_video"].values())
+    assert {n: t["calls_per_block"] for n, t in written["per_video"].items()} == {  # 10 teacher steps / 4 steps
+        n: 1 if n == "teacher-10" else 2 for n in sets}
     assert written["above_step_limit"] == above_step_limit(written["per_video"], "teacher-10")

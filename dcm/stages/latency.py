@@ -1,7 +1,8 @@
 """Stage `latency`: Table 1's latency column, every Table 1 sampler loaded in one process and timed interleaved
-(round-robin rounds, median per sampler), so that all of them run under one machine state and their speed-ups
-over the full-step teacher are comparable and bounded by the step-count ratio. Only the sampler being timed has its
-networks on the GPU (four 13B networks would not fit one at HunyuanVideo scale); the moves are outside the timing."""
+(round-robin rounds, median per sampler, in equal-call blocks where the config asks), so that all of them run under
+one machine state and their speed-ups over the full-step teacher are comparable and bounded by the step-count ratio.
+Only the sampler being timed has its networks on the GPU (four 13B networks would not fit one at HunyuanVideo
+scale); the moves are outside the timing."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from torch import nn
 
 from dcm import layout, methods
 from dcm.backbones import load_backbone, teacher_network_dir
-from dcm.eval.latency import above_step_limit, interleaved_latency, speedups
+from dcm.eval.latency import above_step_limit, equal_call_blocks, interleaved_latency, speedups
 from dcm.io import write_json
 from dcm.method_samplers import SamplerRequest, build_sampler, sample_seeds, sampling_prompts
 from dcm.outputs import stage_output
@@ -50,8 +51,9 @@ def run(cfg: dict) -> None:
         place(held, name, "cpu")
         calls[name] = lambda sampler=sampler: backbone.decode(sampler(noise, one_cond, seeds))
     timing = cfg["sampling"]["latency"]
+    block = equal_call_blocks(sets, sets[0]) if timing["equal_call_blocks"] else None
     per_set = interleaved_latency(calls, timing["warmup"], timing["repeats"],
-                                  before=lambda name: place(held, name, backbone.device))
+                                  before=lambda name: place(held, name, backbone.device), block=block)
     speedup = speedups(per_set, sets[0])
     faults = above_step_limit(per_set, sets[0])
     if faults:
